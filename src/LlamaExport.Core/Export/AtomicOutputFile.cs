@@ -1,0 +1,206 @@
+using System.Diagnostics;
+using LlamaExport.Core.Errors;
+
+namespace LlamaExport.Core.Export;
+
+/// <summary>
+/// An output written to a temporary file beside its target and renamed into place only once complete and
+/// flushed. Until <see cref="Commit"/>, disposing deletes the temporary file, so a failure or Ctrl+C never
+/// leaves a truncated target, and an existing target is only replaced when <c>force</c> was given.
+/// </summary>
+public sealed class AtomicOutputFile : IDisposable
+{
+    private const string TempSuffix = ".llamaexport-tmp";
+    private readonly FileStream _stream;
+    private readonly bool _force;
+    private bool _committed;
+
+    private AtomicOutputFile(string targetPath, string tempPath, FileStream stream, bool force)
+    {
+        TargetPath = targetPath;
+        TempPath = tempPath;
+        _stream = stream;
+        _force = force;
+    }
+
+    public string TargetPath { get; }
+    public string TempPath { get; }
+
+    /// <summary>
+    /// Creates the temporary file with <paramref name="size"/> bytes reserved, after checking that the target
+    /// may be written and that the disk has room.
+    /// </summary>
+    public static AtomicOutputFile Create(string targetPath, long size, bool force)
+    {
+        targetPath = Path.GetFullPath(targetPath);
+        var directory = Path.GetDirectoryName(targetPath)!;
+        CheckTarget(targetPath, size, force);
+        RemoveStaleTemporaries(targetPath);
+
+        var tempPath = Path.Combine(directory, $".{Path.GetFileName(targetPath)}.{Environment.ProcessId}-{Guid.NewGuid():N}{TempSuffix}");
+        try
+        {
+            var stream = new FileStream(tempPath, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew,
+                Access = FileAccess.ReadWrite,
+                Share = FileShare.None,
+                BufferSize = 0,
+                PreallocationSize = size,
+            });
+            return new AtomicOutputFile(targetPath, tempPath, stream, force);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            TryDelete(tempPath);
+            throw MapWriteFailure(e, targetPath, size);
+        }
+    }
+
+    /// <summary>Checks, before anything is written, that the target can be written and the disk has room.</summary>
+    public static void CheckTarget(string targetPath, long size, bool force)
+    {
+        targetPath = Path.GetFullPath(targetPath);
+        var directory = Path.GetDirectoryName(targetPath)!;
+        if (!Directory.Exists(directory))
+            throw new LlamaExportException(ErrorIds.OutputDirectoryNotFound, FailureKind.ObjectNotFound,
+                $"The output folder '{directory}' does not exist.", directory, "Create the folder first, or choose another -OutputPath.");
+        if (Directory.Exists(targetPath))
+            throw new LlamaExportException(ErrorIds.OutputExists, FailureKind.ResourceExists,
+                $"'{targetPath}' is a folder; the output must be a file.", targetPath, "Use -OutputDirectory to write into a folder, or name a file.");
+        if (File.Exists(targetPath) && !force)
+            throw new LlamaExportException(ErrorIds.OutputExists, FailureKind.ResourceExists,
+                $"'{targetPath}' already exists.", targetPath, "Use -Force to replace it, or choose another -OutputPath.");
+
+        long? free = FreeBytes(directory);
+        if (free is long available && available < size)
+            throw new LlamaExportException(ErrorIds.InsufficientDiskSpace, FailureKind.ResourceUnavailable,
+                $"The export needs {size:N0} bytes but only {available:N0} are free at '{directory}'.", directory,
+                "Free some space, or write to another disk with -OutputPath or -OutputDirectory.");
+    }
+
+    public static long? FreeBytes(string directory)
+    {
+        try
+        {
+            return new DriveInfo(directory).AvailableFreeSpace;
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Positional write; safe to call from several threads for disjoint ranges.</summary>
+    public void Write(ReadOnlySpan<byte> data, long offset)
+    {
+        try
+        {
+            RandomAccess.Write(_stream.SafeFileHandle, data, offset);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw MapWriteFailure(e, TargetPath, data.Length);
+        }
+    }
+
+    /// <summary>Flushes to disk and renames into place.</summary>
+    public void Commit()
+    {
+        try
+        {
+            _stream.Flush(flushToDisk: true);
+            _stream.Dispose();
+            File.Move(TempPath, TargetPath, overwrite: _force);
+            _committed = true;
+        }
+        catch (IOException) when (!_force && File.Exists(TargetPath))
+        {
+            throw new LlamaExportException(ErrorIds.OutputExists, FailureKind.ResourceExists,
+                $"'{TargetPath}' appeared while the export ran; it was left as it is.", TargetPath, "Use -Force to replace it, or choose another -OutputPath.");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw MapWriteFailure(e, TargetPath, 0);
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_committed) return;
+        _stream.Dispose();
+        TryDelete(TempPath);
+    }
+
+    /// <summary>
+    /// Deletes temporaries that an export to the same target left behind when its process was killed.
+    /// A temporary of a live process is left alone: another export may be writing it.
+    /// </summary>
+    public static IReadOnlyList<string> RemoveStaleTemporaries(string targetPath)
+    {
+        var removed = new List<string>();
+        var directory = Path.GetDirectoryName(Path.GetFullPath(targetPath))!;
+        var prefix = $".{Path.GetFileName(targetPath)}.";
+        IEnumerable<string> candidates;
+        try
+        {
+            candidates = Directory.EnumerateFiles(directory, prefix + "*" + TempSuffix).ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return removed;
+        }
+
+        foreach (var path in candidates)
+        {
+            var name = Path.GetFileName(path);
+            var owner = name[prefix.Length..].Split('-', 2)[0];
+            if (int.TryParse(owner, out var pid) && IsAlive(pid)) continue;
+            if (TryDelete(path)) removed.Add(path);
+        }
+
+        return removed;
+    }
+
+    private static bool IsAlive(int pid)
+    {
+        try
+        {
+            using var process = Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
+    private static bool TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    private static LlamaExportException MapWriteFailure(Exception e, string targetPath, long size)
+    {
+        var directory = Path.GetDirectoryName(targetPath)!;
+        if (e is UnauthorizedAccessException)
+            return new LlamaExportException(ErrorIds.OutputAccessDenied, FailureKind.PermissionDenied,
+                $"Cannot write to '{directory}': access is denied.", targetPath, "Choose a folder you can write to, or fix its permissions.", e);
+        const int ENOSPC = 28, ERROR_DISK_FULL = 112, ERROR_HANDLE_DISK_FULL = 39;
+        int code = e.HResult & 0xFFFF;
+        if (code is ENOSPC or ERROR_DISK_FULL or ERROR_HANDLE_DISK_FULL || e.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase))
+            return new LlamaExportException(ErrorIds.InsufficientDiskSpace, FailureKind.ResourceUnavailable,
+                $"The disk holding '{directory}' ran out of space while writing{(size > 0 ? $" ({size:N0} bytes wanted)" : "")}.", targetPath,
+                "Free some space, or write to another disk.", e);
+        return new LlamaExportException(ErrorIds.OutputWriteFailed, FailureKind.WriteError,
+            $"Writing '{targetPath}' failed: {e.Message}", targetPath, "Check the disk and the folder, then run the export again.", e);
+    }
+}

@@ -1,0 +1,264 @@
+using System.Diagnostics;
+using System.Runtime.ExceptionServices;
+using System.Runtime.InteropServices;
+using LlamaExport.Core.Errors;
+using LlamaExport.Core.Kernels;
+using LlamaExport.Core.Sources;
+
+namespace LlamaExport.Core.Export;
+
+/// <summary>
+/// Executes an <see cref="ExportPlan"/>: workers take bounded row chunks in file order, read them with
+/// positional I/O, widen, transform, encode, and write them at their planned offsets. Memory is the
+/// workers' buffers alone, whatever the model's size.
+/// </summary>
+public static class ExportEngine
+{
+    public static ExportResult Run(ExportPlan plan, ExportOptions options, CancellationToken cancellationToken = default)
+    {
+        if (!BitConverter.IsLittleEndian)
+            throw new LlamaExportException(ErrorIds.BigEndianHost, FailureKind.NotSupported,
+                "llama2.c files are little-endian and this host is big-endian.", null, "Run the export on a little-endian machine.");
+
+        var stopwatch = Stopwatch.StartNew();
+        using var output = AtomicOutputFile.Create(options.OutputPath, plan.TotalBytes, options.Force);
+        output.Write(plan.Header, 0);
+
+        var run = new ExportRun(plan, options, output, stopwatch);
+        run.Execute(cancellationToken);
+        output.Commit();
+        stopwatch.Stop();
+
+        var reports = run.Reports;
+        var errors = reports.Where(r => r.MaxError.HasValue).Select(r => r.MaxError!.Value).ToList();
+        using var self = Process.GetCurrentProcess();
+        return new ExportResult
+        {
+            ModelPath = plan.Source.ModelPath,
+            OutputPath = output.TargetPath,
+            Version = plan.Version,
+            GroupSize = plan.GroupSize,
+            RequestedGroupSize = plan.RequestedGroupSize,
+            Bytes = plan.TotalBytes,
+            TensorCount = plan.TensorCount,
+            SharedClassifier = plan.SharedClassifier,
+            MaxQuantizationError = errors.Count > 0 ? errors.Max() : null,
+            Duration = stopwatch.Elapsed,
+            ThroughputMBps = plan.SourceBytes / 1e6 / Math.Max(stopwatch.Elapsed.TotalSeconds, 1e-9),
+            PeakWorkingSetBytes = self.PeakWorkingSet64,
+            Backend = options.Backend.Name,
+            Sections = reports,
+        };
+    }
+
+    /// <summary>The chunks of a plan, in file order.</summary>
+    internal static List<(int Section, long FirstRow, int Rows)> Chunk(ExportPlan plan, int chunkElements)
+    {
+        var work = new List<(int, long, int)>();
+        for (int s = 0; s < plan.Sections.Count; s++)
+        {
+            var section = plan.Sections[s];
+            long rowsPerChunk = Math.Max(1, chunkElements / Math.Max(1, section.RowLength));
+            if (section.Transform == SectionTransform.UnpermuteRotary)
+            {
+                // Whole heads, so the permutation never crosses a chunk.
+                int headSize = (int)(section.Rows / section.PermuteHeads);
+                rowsPerChunk = Math.Max(headSize, rowsPerChunk / headSize * headSize);
+            }
+
+            for (long row = 0; row < section.Rows; row += rowsPerChunk)
+                work.Add((s, row, (int)Math.Min(rowsPerChunk, section.Rows - row)));
+        }
+
+        return work;
+    }
+
+    private sealed class ExportRun
+    {
+        private readonly ExportPlan _plan;
+        private readonly ExportOptions _options;
+        private readonly AtomicOutputFile _output;
+        private readonly Stopwatch _stopwatch;
+        private readonly List<(int Section, long FirstRow, int Rows)> _work;
+        private readonly int[] _chunksLeft;
+        private readonly float[] _maxError;
+        private readonly bool[] _done;
+        private readonly SectionReport[] _reports;
+        private readonly int[] _quantizedIndex;
+        private readonly int _quantizedCount;
+        private readonly object _gate = new();
+        private int _nextWork = -1;
+        private int _reportCursor;
+        private long _bytesWritten;
+
+        public ExportRun(ExportPlan plan, ExportOptions options, AtomicOutputFile output, Stopwatch stopwatch)
+        {
+            _plan = plan;
+            _options = options;
+            _output = output;
+            _stopwatch = stopwatch;
+            _work = Chunk(plan, Math.Max(1, options.ChunkElements));
+            int n = plan.Sections.Count;
+            _chunksLeft = new int[n];
+            foreach (var w in _work) _chunksLeft[w.Section]++;
+            _maxError = new float[n];
+            _done = new bool[n];
+            _reports = new SectionReport[n];
+            _quantizedIndex = new int[n];
+            for (int s = 0; s < n; s++)
+            {
+                if (plan.Sections[s].Encoding == SectionEncoding.Q8_0) _quantizedIndex[s] = ++_quantizedCount;
+            }
+
+            _bytesWritten = plan.Header.Length;
+        }
+
+        public IReadOnlyList<SectionReport> Reports => _reports;
+
+        public void Execute(CancellationToken cancellationToken)
+        {
+            long maxElements = _work.Count == 0 ? 0 : _work.Max(w => w.Rows * _plan.Sections[w.Section].RowLength);
+            int workers = Math.Clamp(_options.MaxDegreeOfParallelism, 1, Math.Max(1, _work.Count));
+            using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            ExceptionDispatchInfo? firstFailure = null;
+
+            void Worker()
+            {
+                try
+                {
+                    var buffers = new WorkerBuffers(checked((int)maxElements), _plan.GroupSize);
+                    int i;
+                    while ((i = Interlocked.Increment(ref _nextWork)) < _work.Count)
+                    {
+                        failed.Token.ThrowIfCancellationRequested();
+                        Process(_work[i], buffers);
+                    }
+                }
+                catch (Exception e)
+                {
+                    if (e is not OperationCanceledException || cancellationToken.IsCancellationRequested)
+                        Interlocked.CompareExchange(ref firstFailure, ExceptionDispatchInfo.Capture(e), null);
+                    failed.Cancel();
+                }
+            }
+
+            var threads = Enumerable.Range(0, workers).Select(_ => Task.Factory.StartNew(Worker, CancellationToken.None,
+                TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
+            Task.WaitAll(threads);
+            cancellationToken.ThrowIfCancellationRequested();
+            firstFailure?.Throw();
+        }
+
+        private void Process((int Section, long FirstRow, int Rows) work, WorkerBuffers buffers)
+        {
+            var section = _plan.Sections[work.Section];
+            int n = checked((int)(work.Rows * section.RowLength));
+            long firstElement = work.FirstRow * section.RowLength;
+            Span<float> values = buffers.Values.AsSpan(0, n);
+            var backend = _options.Backend;
+
+            if (section.Source is ISourceTensor source)
+            {
+                int elementSize = TensorDTypeInfo.SizeOf(source.DType);
+                var raw = buffers.Raw.AsSpan(0, n * elementSize);
+                source.ReadRows(work.FirstRow, work.Rows, raw);
+                backend.ConvertToFloat32(source.DType, raw, values);
+                int bad = Float32Conversion.IndexOfNonFinite(values);
+                if (bad >= 0)
+                {
+                    long index = firstElement + bad;
+                    throw new LlamaExportException(ErrorIds.NonFiniteWeight, FailureKind.InvalidData,
+                        $"'{source.Name}' in '{source.SourcePath}' holds {values[bad]} at element {index} (row {index / section.RowLength}, column {index % section.RowLength}); a model with NaN or Inf weights cannot run.",
+                        source.SourcePath, "The checkpoint is corrupt; re-download it, or re-save it from a working copy.");
+                }
+
+                if (section.Transform == SectionTransform.UnpermuteRotary)
+                {
+                    var permuted = buffers.Permuted.AsSpan(0, n);
+                    RotaryUnpermute.Apply(values, permuted, (int)(section.Rows / section.PermuteHeads), section.RowLength);
+                    values = permuted;
+                }
+            }
+            else
+            {
+                RopeFrequencies.Fill(_plan.Source.Config.HeadSize, work.FirstRow, values, section.Transform == SectionTransform.RopeSin);
+            }
+
+            long written;
+            if (section.Encoding == SectionEncoding.Float32)
+            {
+                _output.Write(MemoryMarshal.AsBytes((ReadOnlySpan<float>)values), section.Offset + firstElement * sizeof(float));
+                written = (long)n * sizeof(float);
+            }
+            else
+            {
+                int groupSize = _plan.GroupSize;
+                var codes = buffers.Codes.AsSpan(0, n);
+                var scales = buffers.Scales.AsSpan(0, n / groupSize);
+                float error = backend.QuantizeQ8(values, groupSize, codes, scales);
+                _output.Write(MemoryMarshal.AsBytes(codes), section.Offset + firstElement);
+                _output.Write(MemoryMarshal.AsBytes(scales), section.Offset + section.Elements + firstElement / groupSize * sizeof(float));
+                written = n + (long)scales.Length * sizeof(float);
+                lock (_gate) _maxError[work.Section] = MathF.Max(_maxError[work.Section], error);
+            }
+
+            Completed(work.Section, written);
+        }
+
+        private void Completed(int sectionIndex, long written)
+        {
+            long total = Interlocked.Add(ref _bytesWritten, written);
+            var finished = new List<SectionReport>();
+            lock (_gate)
+            {
+                if (--_chunksLeft[sectionIndex] == 0) _done[sectionIndex] = true;
+                // Sections are announced in file order, as export.py prints them.
+                while (_reportCursor < _done.Length && _done[_reportCursor])
+                {
+                    var s = _plan.Sections[_reportCursor];
+                    var report = new SectionReport
+                    {
+                        Index = _reportCursor,
+                        Name = s.Name,
+                        SourceName = s.SourceName,
+                        Rows = s.Rows,
+                        Columns = s.RowLength,
+                        Encoding = s.Encoding,
+                        MaxError = s.Encoding == SectionEncoding.Q8_0 ? _maxError[_reportCursor] : null,
+                        QuantizedIndex = _quantizedIndex[_reportCursor],
+                        QuantizedCount = _quantizedCount,
+                    };
+                    _reports[_reportCursor] = report;
+                    finished.Add(report);
+                    _reportCursor++;
+                }
+            }
+
+            var progress = _options.Progress;
+            if (progress is null) return;
+            if (finished.Count == 0) finished.Add(null!);
+            foreach (var report in finished)
+            {
+                progress.Report(new ExportProgress
+                {
+                    SectionsCompleted = report is null ? Volatile.Read(ref _reportCursor) : report.Index + 1,
+                    SectionCount = _plan.Sections.Count,
+                    BytesWritten = total,
+                    TotalBytes = _plan.TotalBytes,
+                    Elapsed = _stopwatch.Elapsed,
+                    CompletedSection = report,
+                });
+            }
+        }
+    }
+
+    /// <summary>One worker's reusable buffers, sized to the largest chunk.</summary>
+    private sealed class WorkerBuffers(int elements, int groupSize)
+    {
+        public readonly byte[] Raw = new byte[elements * sizeof(float)];
+        public readonly float[] Values = new float[elements];
+        public readonly float[] Permuted = new float[elements];
+        public readonly sbyte[] Codes = new sbyte[elements];
+        public readonly float[] Scales = new float[groupSize > 0 ? elements / groupSize + 1 : 0];
+    }
+}

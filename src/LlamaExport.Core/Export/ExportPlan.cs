@@ -1,0 +1,40 @@
+using LlamaExport.Core.Model;
+
+namespace LlamaExport.Core.Export;
+
+/// <summary>
+/// Everything an export will do, decided before a byte is written: the header and the ordered
+/// sections with their offsets. The v0, v1 and v2 writers are just different plans for one engine.
+/// </summary>
+public sealed class ExportPlan
+{
+    public required ModelSource Source { get; init; }
+    public required int Version { get; init; }
+    public required int RequestedGroupSize { get; init; }
+
+    /// <summary>The group size written (v2), after the runq.c backoff rule.</summary>
+    public required int GroupSize { get; init; }
+
+    public string? GroupSizeBackoffReason { get; init; }
+    public required bool SharedClassifier { get; init; }
+    public required string SharedClassifierReason { get; init; }
+    public required byte[] Header { get; init; }
+    public required IReadOnlyList<ExportSection> Sections { get; init; }
+    public long TotalBytes => Header.Length + Sections.Sum(s => s.Bytes);
+    public int TensorCount => Sections.Count(s => s.Source is not null);
+
+    /// <summary>Bytes the engine reads from the source files.</summary>
+    public long SourceBytes => Sections.Where(s => s.Source is not null)
+        .Sum(s => s.Elements * Sources.TensorDTypeInfo.SizeOf(s.Source!.DType));
+
+    public override string ToString()
+    {
+        var lines = new List<string>
+        {
+            $"llama2.c version {Version}, {TotalBytes} bytes, header {Header.Length} bytes" +
+            (Version == 2 ? $", group size {GroupSize}" : "") + $", classifier {(SharedClassifier ? "shared" : "separate")} ({SharedClassifierReason})",
+        };
+        lines.AddRange(Sections.Select(s => "  " + s));
+        return string.Join(Environment.NewLine, lines);
+    }
+}

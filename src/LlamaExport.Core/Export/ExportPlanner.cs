@@ -1,0 +1,150 @@
+using System.Runtime.InteropServices;
+using LlamaExport.Core.Errors;
+using LlamaExport.Core.Kernels;
+using LlamaExport.Core.Llama2c;
+using LlamaExport.Core.Model;
+using LlamaExport.Core.Sources;
+
+namespace LlamaExport.Core.Export;
+
+/// <summary>Turns an opened model and a version into an <see cref="ExportPlan"/>, checking every tensor first.</summary>
+public static class ExportPlanner
+{
+    public static readonly IReadOnlyList<int> SupportedVersions = [0, 1, 2];
+
+    public static ExportPlan Create(ModelSource source, int version, int requestedGroupSize = GroupSizeRule.DefaultGroupSize,
+        IComputeBackend? backend = null, CancellationToken cancellationToken = default)
+    {
+        if (!SupportedVersions.Contains(version))
+            throw new LlamaExportException(ErrorIds.InvalidVersion, FailureKind.InvalidArgument,
+                $"llama2.c has no version {version} format.", source.ModelPath, "Use -Version 0, 1 or 2 (2 is Q8_0, read by runq.c).");
+
+        var c = source.Config;
+        int groupSize = 0;
+        string? backoff = null;
+        if (version == 2) (groupSize, backoff) = GroupSizeRule.Resolve(requestedGroupSize, c.Dim, c.HiddenDim);
+
+        var (shared, sharedReason) = DecideSharedClassifier(source, backend ?? ManagedComputeBackend.Instance, cancellationToken);
+        var header = Llama2cHeader.Build(version, c, shared, groupSize);
+        var sections = new List<ExportSection>();
+        foreach (var entry in Llama2cLayout.Describe(version, c, shared, groupSize))
+        {
+            ISourceTensor? tensor = null;
+            var transform = entry.Content switch
+            {
+                LayoutContent.RopeCos => SectionTransform.RopeCos,
+                LayoutContent.RopeSin => SectionTransform.RopeSin,
+                _ => SectionTransform.None,
+            };
+            int heads = 0;
+            if (entry.Role is LlamaTensorRole role)
+            {
+                tensor = Resolve(source, role, entry.Layer);
+                if (source.RotaryPermuted && role is LlamaTensorRole.Wq or LlamaTensorRole.Wk)
+                {
+                    transform = SectionTransform.UnpermuteRotary;
+                    // export.py permutes k_proj with n_heads and dim, which breaks grouped-query models (llama2.c #431).
+                    heads = role == LlamaTensorRole.Wq ? c.Heads : c.KvHeads;
+                }
+            }
+
+            sections.Add(new ExportSection
+            {
+                Name = entry.Name,
+                Role = entry.Role,
+                Layer = entry.Layer,
+                Source = tensor,
+                Transform = transform,
+                PermuteHeads = heads,
+                Encoding = entry.Encoding,
+                Rows = entry.Rows,
+                RowLength = entry.Columns,
+                Offset = entry.Offset,
+                Bytes = entry.Bytes,
+            });
+        }
+
+        return new ExportPlan
+        {
+            Source = source,
+            Version = version,
+            RequestedGroupSize = requestedGroupSize,
+            GroupSize = groupSize,
+            GroupSizeBackoffReason = backoff,
+            SharedClassifier = shared,
+            SharedClassifierReason = sharedReason,
+            Header = header,
+            Sections = sections,
+        };
+    }
+
+    /// <summary>The exact output size, without opening anything (used when planning from a config alone).</summary>
+    public static long SectionBytes(long elements, SectionEncoding encoding, int groupSize) => encoding switch
+    {
+        SectionEncoding.Float32 => elements * sizeof(float),
+        _ => elements + elements / groupSize * sizeof(float),
+    };
+
+    private static ISourceTensor Resolve(ModelSource source, LlamaTensorRole role, int layer)
+    {
+        var name = source.SourceName(role, layer);
+        if (!source.Tensors.TryGetTensor(name, out var tensor))
+            throw new LlamaExportException(ErrorIds.TensorMissing, FailureKind.InvalidData,
+                $"The model has no tensor '{name}' ({LlamaTensorRoles.Llama2cName(role, layer)}), which a {source.Config.Layers}-layer Llama needs.",
+                source.ModelPath, "The checkpoint is incomplete or is not a Llama model; re-download it, checking that every shard is present.");
+
+        var (rows, columns) = LlamaTensorRoles.ExpectedShape(role, source.Config);
+        bool matches = columns == 1
+            ? tensor.Shape.Count == 1 && tensor.Shape[0] == rows
+            : tensor.Shape.Count == 2 && tensor.Shape[0] == rows && tensor.Shape[1] == columns;
+        if (!matches)
+        {
+            string expected = columns == 1 ? $"({rows})" : $"({rows}, {columns})";
+            throw new LlamaExportException(ErrorIds.TensorShapeMismatch, FailureKind.InvalidData,
+                $"'{name}' in '{tensor.SourcePath}' has shape {SourceTensorExtensions.FormatShape(tensor.Shape)}, but the config implies {expected}.",
+                tensor.SourcePath, "The config and the weights do not belong together; download them from the same revision.");
+        }
+
+        if (!TensorDTypeInfo.IsExportable(tensor.DType))
+            throw new LlamaExportException(ErrorIds.UnsupportedDType, FailureKind.NotSupported,
+                $"'{name}' in '{tensor.SourcePath}' is stored as {TensorDTypeInfo.ShortName(tensor.DType)}; only F32, F16 and BF16 convert exactly to float32.",
+                tensor.SourcePath, "Export from the model's F32, F16 or BF16 weights, not a quantized copy.");
+        return tensor;
+    }
+
+    private static (bool Shared, string Reason) DecideSharedClassifier(ModelSource source, IComputeBackend backend, CancellationToken cancellationToken)
+    {
+        if (source.Config.TieWordEmbeddings) return (true, "tie_word_embeddings is true");
+        var outputName = source.SourceName(LlamaTensorRole.Output, 0);
+        if (!source.Tensors.TryGetTensor(outputName, out var output)) return (true, $"{outputName} is absent");
+        var embedding = Resolve(source, LlamaTensorRole.TokEmbeddings, 0);
+        if (!output.Shape.SequenceEqual(embedding.Shape)) return (false, $"{outputName} differs from the embedding");
+        return TensorsEqual(embedding, output, backend, cancellationToken)
+            ? (true, $"{outputName} equals the embedding bit for bit")
+            : (false, $"{outputName} differs from the embedding");
+    }
+
+    /// <summary>export.py's torch.equal test, done in chunks so neither tensor is ever whole in memory.</summary>
+    private static bool TensorsEqual(ISourceTensor a, ISourceTensor b, IComputeBackend backend, CancellationToken cancellationToken)
+    {
+        int rowsPerChunk = (int)Math.Max(1, Math.Min(a.RowCount, (1 << 18) / Math.Max(1, a.RowLength)));
+        int elements = checked((int)(rowsPerChunk * a.RowLength));
+        var rawA = new byte[elements * TensorDTypeInfo.SizeOf(a.DType)];
+        var rawB = new byte[elements * TensorDTypeInfo.SizeOf(b.DType)];
+        var floatA = new float[elements];
+        var floatB = new float[elements];
+        for (long row = 0; row < a.RowCount; row += rowsPerChunk)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int rows = (int)Math.Min(rowsPerChunk, a.RowCount - row);
+            int n = checked((int)(rows * a.RowLength));
+            a.ReadRows(row, rows, rawA.AsSpan(0, n * TensorDTypeInfo.SizeOf(a.DType)));
+            b.ReadRows(row, rows, rawB.AsSpan(0, n * TensorDTypeInfo.SizeOf(b.DType)));
+            backend.ConvertToFloat32(a.DType, rawA.AsSpan(0, n * TensorDTypeInfo.SizeOf(a.DType)), floatA.AsSpan(0, n));
+            backend.ConvertToFloat32(b.DType, rawB.AsSpan(0, n * TensorDTypeInfo.SizeOf(b.DType)), floatB.AsSpan(0, n));
+            if (!MemoryMarshal.AsBytes(floatA.AsSpan(0, n)).SequenceEqual(MemoryMarshal.AsBytes(floatB.AsSpan(0, n)))) return false;
+        }
+
+        return true;
+    }
+}

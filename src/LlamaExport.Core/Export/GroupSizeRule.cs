@@ -1,0 +1,36 @@
+using LlamaExport.Core.Errors;
+
+namespace LlamaExport.Core.Export;
+
+/// <summary>
+/// runq.c quantizes matmul inputs of length dim and hidden_dim in groups, so group_size must divide
+/// both. export.py only checks dim, which writes files runq.c silently misreads; we halve until both divide.
+/// </summary>
+public static class GroupSizeRule
+{
+    public const int DefaultGroupSize = 64;
+
+    public static (int GroupSize, string? BackoffReason) Resolve(int requested, int dim, int hiddenDim)
+    {
+        if (requested <= 0)
+            throw new LlamaExportException(ErrorIds.InvalidGroupSize, FailureKind.InvalidArgument,
+                $"The group size must be a positive integer, not {requested}.", null, "Use -GroupSize 64 (the default) or another power of two.");
+        int size = requested;
+        while (dim % size != 0 || hiddenDim % size != 0) size /= 2;
+        if (size == requested) return (size, null);
+
+        string why = dim % requested != 0 && hiddenDim % requested != 0 ? $"dim {dim} and hidden_dim {hiddenDim}"
+            : dim % requested != 0 ? $"dim {dim}" : $"hidden_dim {hiddenDim}";
+        return (size, $"Group size {requested} does not divide {why}, and runq.c needs it to divide both dim and hidden_dim; using {size}, the largest size halved from {requested} that does.");
+    }
+
+    /// <summary>Whether runq.c can read a file of this shape and group size; the reason when it cannot.</summary>
+    public static string? Unreadable(int groupSize, int dim, int hiddenDim)
+    {
+        if (groupSize <= 0) return $"group size {groupSize} is not positive";
+        var bad = new List<string>();
+        if (dim % groupSize != 0) bad.Add($"dim {dim}");
+        if (hiddenDim % groupSize != 0) bad.Add($"hidden_dim {hiddenDim}");
+        return bad.Count == 0 ? null : $"group size {groupSize} does not divide {string.Join(" or ", bad)}, so runq.c would compute garbage";
+    }
+}

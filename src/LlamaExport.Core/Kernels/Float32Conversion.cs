@@ -1,0 +1,96 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using LlamaExport.Core.Sources;
+
+namespace LlamaExport.Core.Kernels;
+
+/// <summary>
+/// Exact widening of F16 and BF16 to float32 (every value of either is a float32), and a scan for
+/// NaN/Inf. The scalar methods are the references for the vector ones.
+/// </summary>
+public static class Float32Conversion
+{
+    public static void ToFloat32(TensorDType dtype, ReadOnlySpan<byte> source, Span<float> destination)
+    {
+        switch (dtype)
+        {
+            case TensorDType.Float32:
+                MemoryMarshal.Cast<byte, float>(source).CopyTo(destination);
+                break;
+            case TensorDType.BFloat16:
+                BFloat16ToFloat32(MemoryMarshal.Cast<byte, ushort>(source), destination);
+                break;
+            case TensorDType.Float16:
+                Float16ToFloat32(MemoryMarshal.Cast<byte, ushort>(source), destination);
+                break;
+            default:
+                throw new NotSupportedException($"{TensorDTypeInfo.ShortName(dtype)} cannot be converted to float32 exactly.");
+        }
+    }
+
+    public static void BFloat16ToFloat32(ReadOnlySpan<ushort> source, Span<float> destination)
+    {
+        if (destination.Length < source.Length) throw new ArgumentException("destination is too short.", nameof(destination));
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            ref ushort s = ref MemoryMarshal.GetReference(source);
+            ref uint d = ref Unsafe.As<float, uint>(ref MemoryMarshal.GetReference(destination));
+            for (; i <= source.Length - Vector512<ushort>.Count; i += Vector512<ushort>.Count)
+            {
+                var (lower, upper) = Vector512.Widen(Vector512.LoadUnsafe(ref s, (nuint)i));
+                Vector512.ShiftLeft(lower, 16).StoreUnsafe(ref d, (nuint)i);
+                Vector512.ShiftLeft(upper, 16).StoreUnsafe(ref d, (nuint)(i + Vector512<uint>.Count));
+            }
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            ref ushort s = ref MemoryMarshal.GetReference(source);
+            ref uint d = ref Unsafe.As<float, uint>(ref MemoryMarshal.GetReference(destination));
+            for (; i <= source.Length - Vector256<ushort>.Count; i += Vector256<ushort>.Count)
+            {
+                var (lower, upper) = Vector256.Widen(Vector256.LoadUnsafe(ref s, (nuint)i));
+                Vector256.ShiftLeft(lower, 16).StoreUnsafe(ref d, (nuint)i);
+                Vector256.ShiftLeft(upper, 16).StoreUnsafe(ref d, (nuint)(i + Vector256<uint>.Count));
+            }
+        }
+
+        BFloat16ToFloat32Scalar(source[i..], destination[i..]);
+    }
+
+    public static void BFloat16ToFloat32Scalar(ReadOnlySpan<ushort> source, Span<float> destination)
+    {
+        for (int i = 0; i < source.Length; i++) destination[i] = BitConverter.Int32BitsToSingle(source[i] << 16);
+    }
+
+    public static void Float16ToFloat32(ReadOnlySpan<ushort> source, Span<float> destination)
+    {
+        if (destination.Length < source.Length) throw new ArgumentException("destination is too short.", nameof(destination));
+        for (int i = 0; i < source.Length; i++) destination[i] = (float)BitConverter.UInt16BitsToHalf(source[i]);
+    }
+
+    /// <summary>The index of the first NaN or ±Inf, or -1.</summary>
+    public static int IndexOfNonFinite(ReadOnlySpan<float> values)
+    {
+        const uint exponentMask = 0x7F80_0000;
+        var bits = MemoryMarshal.Cast<float, uint>(values);
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var mask = Vector256.Create(exponentMask);
+            ref uint b = ref MemoryMarshal.GetReference(bits);
+            for (; i <= bits.Length - Vector256<uint>.Count; i += Vector256<uint>.Count)
+            {
+                if (Vector256.EqualsAny(Vector256.LoadUnsafe(ref b, (nuint)i) & mask, mask)) break;
+            }
+        }
+
+        for (; i < bits.Length; i++)
+        {
+            if ((bits[i] & exponentMask) == exponentMask) return i;
+        }
+
+        return -1;
+    }
+}

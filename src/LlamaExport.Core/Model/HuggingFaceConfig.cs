@@ -1,0 +1,139 @@
+using System.Text.Json;
+using LlamaExport.Core.Errors;
+
+namespace LlamaExport.Core.Model;
+
+/// <summary>Reads a HuggingFace config.json into llama2.c's hyper-parameters, refusing what llama2.c cannot express.</summary>
+public static class HuggingFaceConfig
+{
+    public const string FileName = "config.json";
+
+    public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM"];
+
+    /// <summary>run.c hard-codes these; a model trained with others will run, but not as trained.</summary>
+    public const double RunCRopeTheta = 10000.0;
+    public const double RunCRmsNormEps = 1e-5;
+
+    public static LlamaModelConfig Read(string path, ICollection<string> warnings)
+    {
+        if (!File.Exists(path))
+            throw new LlamaExportException(ErrorIds.ConfigNotFound, FailureKind.ObjectNotFound,
+                $"The model folder has no {FileName}: '{path}' does not exist.", path,
+                "Download config.json from the model's repository into the folder; it describes the model's shape.");
+
+        JsonDocument document;
+        try
+        {
+            var bytes = File.ReadAllBytes(path);
+            document = JsonDocument.Parse(bytes);
+        }
+        catch (JsonException e)
+        {
+            throw Invalid(path, $"it is not valid JSON ({e.Message})");
+        }
+
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) throw Invalid(path, "its top level is not an object");
+
+            string architecture = ReadArchitecture(root, path);
+            int dim = RequiredInt(root, "hidden_size", path);
+            int heads = RequiredInt(root, "num_attention_heads", path);
+            int kvHeads = OptionalInt(root, "num_key_value_heads", path) ?? heads;
+            var config = new LlamaModelConfig
+            {
+                Architecture = architecture,
+                Dim = dim,
+                HiddenDim = RequiredInt(root, "intermediate_size", path),
+                Layers = RequiredInt(root, "num_hidden_layers", path),
+                Heads = heads,
+                KvHeads = kvHeads,
+                VocabSize = RequiredInt(root, "vocab_size", path),
+                MaxSeqLen = RequiredInt(root, "max_position_embeddings", path),
+                TieWordEmbeddings = root.TryGetProperty("tie_word_embeddings", out var tie) && tie.ValueKind == JsonValueKind.True,
+                RopeTheta = OptionalDouble(root, "rope_theta", path) ?? RunCRopeTheta,
+                RmsNormEps = OptionalDouble(root, "rms_norm_eps", path) ?? RunCRmsNormEps,
+            };
+
+            if (dim % heads != 0)
+                throw Invalid(path, $"hidden_size {dim} is not a multiple of num_attention_heads {heads}");
+            if (heads % kvHeads != 0)
+                throw Invalid(path, $"num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
+            if (config.HeadSize % 2 != 0)
+                throw Invalid(path, $"the head size {config.HeadSize} is odd, so rotary embeddings cannot pair its dimensions");
+
+            int? headDim = OptionalInt(root, "head_dim", path);
+            if (headDim is int hd && hd != config.HeadSize)
+                throw new LlamaExportException(ErrorIds.UnsupportedHeadDim, FailureKind.NotSupported,
+                    $"'{path}' sets head_dim {hd}, but llama2.c always uses hidden_size / num_attention_heads = {config.HeadSize}; this model cannot be expressed in llama2.c's format.",
+                    path, "Choose a model whose head_dim equals hidden_size / num_attention_heads.");
+
+            WarnAboutIgnoredSettings(root, config, warnings);
+            return config;
+        }
+    }
+
+    private static void WarnAboutIgnoredSettings(JsonElement root, LlamaModelConfig config, ICollection<string> warnings)
+    {
+        if (config.RopeTheta != RunCRopeTheta)
+            warnings.Add($"rope_theta is {config.RopeTheta}, but run.c hard-codes {RunCRopeTheta}; the exported model will run with the wrong rotary frequencies unless you change run.c.");
+        if (config.RmsNormEps != RunCRmsNormEps)
+            warnings.Add($"rms_norm_eps is {config.RmsNormEps}, but run.c hard-codes {RunCRmsNormEps}; outputs will differ slightly from the original.");
+        if (root.TryGetProperty("rope_scaling", out var scaling) && scaling.ValueKind != JsonValueKind.Null)
+            warnings.Add("rope_scaling is set, but llama2.c has no rope scaling; long-context behaviour will differ from the original.");
+        if (root.TryGetProperty("sliding_window", out var window) && window.ValueKind == JsonValueKind.Number)
+            warnings.Add($"sliding_window is {window.GetRawText()}, but run.c attends to the whole context; results past that length will differ.");
+    }
+
+    private static string ReadArchitecture(JsonElement root, string path)
+    {
+        if (root.TryGetProperty("architectures", out var list) && list.ValueKind == JsonValueKind.Array && list.GetArrayLength() > 0)
+        {
+            var names = list.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String ? e.GetString()! : e.GetRawText()).ToList();
+            var supported = names.FirstOrDefault(n => SupportedArchitectures.Contains(n));
+            if (supported is not null) return supported;
+            throw Unsupported(path, string.Join(", ", names));
+        }
+
+        // Older configs name only model_type.
+        if (root.TryGetProperty("model_type", out var type) && type.ValueKind == JsonValueKind.String)
+        {
+            return type.GetString() switch
+            {
+                "llama" => "LlamaForCausalLM",
+                "mistral" => "MistralForCausalLM",
+                var other => throw Unsupported(path, $"model_type '{other}'"),
+            };
+        }
+
+        throw Invalid(path, "it names neither architectures nor model_type");
+    }
+
+    private static LlamaExportException Unsupported(string path, string what) =>
+        new(ErrorIds.UnsupportedArchitecture, FailureKind.NotSupported,
+            $"'{path}' describes {what}; llama2.c can only run {string.Join(" and ", SupportedArchitectures)} models.",
+            path, "Export a Llama-family model (Llama, Llama 2, TinyLlama, Mistral, or a fine-tune of one).");
+
+    private static int RequiredInt(JsonElement root, string name, string path) =>
+        OptionalInt(root, name, path) ?? throw Invalid(path, $"it has no {name}");
+
+    private static int? OptionalInt(JsonElement root, string name, string path)
+    {
+        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null) return null;
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out var n) || n <= 0)
+            throw Invalid(path, $"{name} must be a positive integer, not {value.GetRawText()}");
+        return n;
+    }
+
+    private static double? OptionalDouble(JsonElement root, string name, string path)
+    {
+        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null) return null;
+        if (value.ValueKind != JsonValueKind.Number) throw Invalid(path, $"{name} must be a number, not {value.GetRawText()}");
+        return value.GetDouble();
+    }
+
+    private static LlamaExportException Invalid(string path, string why) =>
+        new(ErrorIds.ConfigInvalid, FailureKind.InvalidData, $"'{path}' cannot be used: {why}.", path,
+            "Fix or re-download config.json; it must be the model's HuggingFace configuration.");
+}

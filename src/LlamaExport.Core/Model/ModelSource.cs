@@ -1,0 +1,47 @@
+using LlamaExport.Core.Sources;
+
+namespace LlamaExport.Core.Model;
+
+/// <summary>Which family of checkpoint a model folder holds.</summary>
+public enum SourceFormat
+{
+    HuggingFaceSafetensors,
+}
+
+/// <summary>
+/// An opened model: its hyper-parameters, its tensors, and how its tensor names and orientation map
+/// onto llama2.c's. Each checkpoint family supplies one of these; the planner and engine see nothing else.
+/// </summary>
+public sealed class ModelSource : IDisposable
+{
+    private readonly Func<LlamaTensorRole, int, string> _nameOf;
+
+    public ModelSource(string modelPath, SourceFormat format, LlamaModelConfig config, ITensorSource tensors,
+        Func<LlamaTensorRole, int, string> nameOf, bool rotaryPermuted, IReadOnlyList<string> warnings)
+    {
+        ModelPath = modelPath;
+        Format = format;
+        Config = config;
+        Tensors = tensors;
+        _nameOf = nameOf;
+        RotaryPermuted = rotaryPermuted;
+        Warnings = warnings;
+    }
+
+    public string ModelPath { get; }
+    public string Name => Path.GetFileName(Path.TrimEndingDirectorySeparator(ModelPath));
+    public SourceFormat Format { get; }
+    public LlamaModelConfig Config { get; }
+    public ITensorSource Tensors { get; }
+
+    /// <summary>True when q/k rows are in HuggingFace's rotary order and must be un-permuted.</summary>
+    public bool RotaryPermuted { get; }
+
+    /// <summary>Things the user should know that do not stop the export.</summary>
+    public IReadOnlyList<string> Warnings { get; }
+
+    /// <summary>The source's own name for a llama2.c tensor.</summary>
+    public string SourceName(LlamaTensorRole role, int layer) => _nameOf(role, layer);
+
+    public void Dispose() => Tensors.Dispose();
+}

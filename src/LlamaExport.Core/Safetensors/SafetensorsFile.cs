@@ -1,0 +1,144 @@
+using LlamaExport.Core.Errors;
+using LlamaExport.Core.Sources;
+using Microsoft.Win32.SafeHandles;
+
+namespace LlamaExport.Core.Safetensors;
+
+/// <summary>
+/// An open, fully validated safetensors file. Tensor data is never loaded whole: each tensor reads
+/// rows with positional reads from the shared handle.
+/// </summary>
+public sealed class SafetensorsFile : IDisposable
+{
+    private readonly SafeFileHandle _handle;
+    private readonly Dictionary<string, Tensor> _tensors;
+
+    private SafetensorsFile(string path, SafeFileHandle handle, long length, SafetensorsHeader.Result header)
+    {
+        Path = path;
+        _handle = handle;
+        FileLength = length;
+        Header = header;
+        _tensors = header.Tensors.ToDictionary(t => t.Name, t => new Tensor(this, t), StringComparer.Ordinal);
+    }
+
+    public string Path { get; }
+    public long FileLength { get; }
+    public SafetensorsHeader.Result Header { get; }
+    public IReadOnlyCollection<string> TensorNames => _tensors.Keys;
+    public long DataBytes => Header.Tensors.Sum(t => t.ByteLength);
+
+    /// <summary>Opens and validates; any error in the header throws, naming the file, tensor and problem.</summary>
+    public static SafetensorsFile Open(string path)
+    {
+        var (handle, length) = OpenHandle(path);
+        try
+        {
+            var header = SafetensorsHeader.Read(handle, length);
+            var firstError = header.Problems.FirstOrDefault(p => p.Severity == ProblemSeverity.Error);
+            if (firstError is not null)
+            {
+                throw new LlamaExportException(ErrorIds.SafetensorsInvalid, FailureKind.InvalidData,
+                    $"'{path}' is not a valid safetensors file: {firstError}" +
+                    (header.Problems.Count(p => p.Severity == ProblemSeverity.Error) > 1 ? " (and further problems)" : ""),
+                    path, "Re-download the file, or run Test-Safetensors on it to list every problem.");
+            }
+
+            return new SafetensorsFile(path, handle, length, header);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Validates a file without throwing for format problems (I/O failures still throw).</summary>
+    public static SafetensorsHeader.Result Inspect(string path, out long fileLength)
+    {
+        var (handle, length) = OpenHandle(path);
+        using (handle)
+        {
+            fileLength = length;
+            return SafetensorsHeader.Read(handle, length);
+        }
+    }
+
+    public bool TryGetTensor(string name, out ISourceTensor tensor)
+    {
+        if (_tensors.TryGetValue(name, out var t))
+        {
+            tensor = t;
+            return true;
+        }
+
+        tensor = null!;
+        return false;
+    }
+
+    public void Dispose() => _handle.Dispose();
+
+    private static (SafeFileHandle Handle, long Length) OpenHandle(string path)
+    {
+        try
+        {
+            var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
+            return (handle, RandomAccess.GetLength(handle));
+        }
+        catch (FileNotFoundException e)
+        {
+            throw new LlamaExportException(ErrorIds.ShardNotFound, FailureKind.ObjectNotFound, $"The weights file '{path}' does not exist.", path,
+                "Check that the download finished and the folder holds every shard.", e);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new LlamaExportException(ErrorIds.SourceReadFailed, FailureKind.PermissionDenied, $"Cannot read '{path}': access is denied.", path,
+                "Give your account read permission on the model files.", e);
+        }
+    }
+
+    private sealed class Tensor : ISourceTensor
+    {
+        private readonly SafetensorsFile _file;
+        private readonly SafetensorsTensorInfo _info;
+        private readonly int _elementSize;
+
+        public Tensor(SafetensorsFile file, SafetensorsTensorInfo info)
+        {
+            _file = file;
+            _info = info;
+            _elementSize = TensorDTypeInfo.SizeOf(info.DType);
+            ElementCount = SourceTensorExtensions.ShapeProduct(info.Shape);
+            RowCount = info.Shape.Length == 0 ? 1 : info.Shape[0];
+            RowLength = RowCount == 0 ? 0 : ElementCount / RowCount;
+        }
+
+        public string Name => _info.Name;
+        public TensorDType DType => _info.DType;
+        public IReadOnlyList<long> Shape => _info.Shape;
+        public long RowCount { get; }
+        public long RowLength { get; }
+        public long ElementCount { get; }
+        public string SourcePath => _file.Path;
+
+        public void ReadRows(long firstRow, int rowCount, Span<byte> destination)
+        {
+            if (firstRow < 0 || rowCount < 0 || firstRow + rowCount > RowCount)
+                throw new ArgumentOutOfRangeException(nameof(firstRow), $"Rows [{firstRow}, {firstRow + rowCount}) are outside {Name}'s {RowCount} rows.");
+            long bytes = (long)rowCount * RowLength * _elementSize;
+            if (destination.Length != bytes)
+                throw new ArgumentException($"The destination holds {destination.Length} bytes; {bytes} are needed.", nameof(destination));
+            long offset = _file.Header.DataStart + _info.Begin + firstRow * RowLength * _elementSize;
+            try
+            {
+                RandomAccessExtensions.ReadExactly(_file._handle, destination, offset);
+            }
+            catch (EndOfStreamException e)
+            {
+                throw new LlamaExportException(ErrorIds.SourceReadFailed, FailureKind.InvalidData,
+                    $"'{_file.Path}' ended while reading tensor '{Name}': {e.Message}", _file.Path,
+                    "The file changed or was truncated after it was validated; re-download it.", e);
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+using LlamaExport.Core.Errors;
+using LlamaExport.Core.Sources;
+
+namespace LlamaExport.Core.Safetensors;
+
+/// <summary>
+/// The tensors of one model.safetensors, or of the shards a model.safetensors.index.json lists.
+/// Every shard is validated when the source opens, before any data is read.
+/// </summary>
+public sealed class SafetensorsTensorSource : ITensorSource
+{
+    public const string SingleFileName = "model.safetensors";
+    public const string IndexFileName = "model.safetensors.index.json";
+
+    private readonly List<SafetensorsFile> _files;
+    private readonly Dictionary<string, ISourceTensor> _tensors;
+
+    private SafetensorsTensorSource(List<SafetensorsFile> files, Dictionary<string, ISourceTensor> tensors)
+    {
+        _files = files;
+        _tensors = tensors;
+    }
+
+    public IReadOnlyCollection<string> TensorNames => _tensors.Keys;
+    public long DataBytes => _files.Sum(f => f.DataBytes);
+    public IReadOnlyList<string> Files => _files.Select(f => f.Path).ToList();
+
+    public bool TryGetTensor(string name, out ISourceTensor tensor) => _tensors.TryGetValue(name, out tensor!);
+
+    /// <summary>True when the folder holds safetensors weights this source can open.</summary>
+    public static bool IsPresent(string folder) =>
+        File.Exists(System.IO.Path.Combine(folder, IndexFileName)) || File.Exists(System.IO.Path.Combine(folder, SingleFileName))
+        || Directory.EnumerateFiles(folder, "*.safetensors").Any();
+
+    public static SafetensorsTensorSource Open(string folder)
+    {
+        var indexPath = System.IO.Path.Combine(folder, IndexFileName);
+        if (File.Exists(indexPath)) return OpenSharded(folder, ShardIndex.Read(indexPath));
+
+        var single = System.IO.Path.Combine(folder, SingleFileName);
+        if (!File.Exists(single))
+        {
+            // Some repositories ship one file under another name; accept exactly one.
+            var candidates = Directory.EnumerateFiles(folder, "*.safetensors").ToList();
+            if (candidates.Count == 1) single = candidates[0];
+            else
+                throw new LlamaExportException(ErrorIds.IndexInvalid, FailureKind.ObjectNotFound,
+                    $"'{folder}' holds {candidates.Count} .safetensors files but no {IndexFileName} to say how they fit together.",
+                    folder, $"Download {IndexFileName} from the model's repository into the folder.");
+        }
+
+        var file = SafetensorsFile.Open(single);
+        var tensors = new Dictionary<string, ISourceTensor>(StringComparer.Ordinal);
+        foreach (var name in file.TensorNames)
+        {
+            file.TryGetTensor(name, out var t);
+            tensors[name] = t;
+        }
+
+        return new SafetensorsTensorSource([file], tensors);
+    }
+
+    private static SafetensorsTensorSource OpenSharded(string folder, ShardIndex index)
+    {
+        var files = new List<SafetensorsFile>();
+        try
+        {
+            var byName = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+            foreach (var shard in index.ShardFiles)
+            {
+                var path = System.IO.Path.Combine(folder, shard);
+                if (!File.Exists(path))
+                    throw new LlamaExportException(ErrorIds.ShardNotFound, FailureKind.ObjectNotFound,
+                        $"The index '{index.Path}' lists the shard '{shard}', which is not in '{folder}'.", path,
+                        "Download the missing shard; an interrupted download often leaves one out.");
+                var file = SafetensorsFile.Open(path);
+                files.Add(file);
+                byName[shard] = file;
+            }
+
+            var tensors = new Dictionary<string, ISourceTensor>(StringComparer.Ordinal);
+            foreach (var (name, shard) in index.WeightMap)
+            {
+                if (!byName[shard].TryGetTensor(name, out var tensor))
+                    throw new LlamaExportException(ErrorIds.IndexInvalid, FailureKind.InvalidData,
+                        $"The index '{index.Path}' places '{name}' in '{shard}', but that shard has no such tensor.",
+                        System.IO.Path.Combine(folder, shard), "The index and the shards come from different downloads; fetch them again together.");
+                tensors[name] = tensor;
+            }
+
+            return new SafetensorsTensorSource(files, tensors);
+        }
+        catch
+        {
+            foreach (var f in files) f.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var f in _files) f.Dispose();
+    }
+}

@@ -1,0 +1,207 @@
+using System.Text.Json;
+using LlamaExport.Core.Model;
+using LlamaExport.Core.Safetensors;
+using LlamaExport.Core.Sources;
+
+namespace LlamaExport.Core.Synthetic;
+
+/// <summary>How a generated model stores its classifier.</summary>
+public enum ClassifierStorage
+{
+    /// <summary>tie_word_embeddings is true and no lm_head is stored.</summary>
+    TiedInConfig,
+
+    /// <summary>tie_word_embeddings is false, but lm_head.weight is absent.</summary>
+    Absent,
+
+    /// <summary>lm_head.weight is stored as a bit-for-bit copy of the embedding.</summary>
+    EqualCopy,
+
+    /// <summary>lm_head.weight holds its own values.</summary>
+    Separate,
+}
+
+/// <summary>The shape and storage of a generated HuggingFace-layout Llama.</summary>
+public sealed record SyntheticModelSpec
+{
+    public int Dim { get; init; } = 64;
+    public int HiddenDim { get; init; } = 176;
+    public int Layers { get; init; } = 2;
+    public int Heads { get; init; } = 4;
+    public int KvHeads { get; init; } = 4;
+    public int VocabSize { get; init; } = 96;
+    public int MaxSeqLen { get; init; } = 64;
+    public TensorDType DType { get; init; } = TensorDType.Float32;
+    public int Shards { get; init; } = 1;
+    public ClassifierStorage Classifier { get; init; } = ClassifierStorage.Separate;
+    public string Architecture { get; init; } = "LlamaForCausalLM";
+    public ulong Seed { get; init; } = 1;
+
+    public LlamaModelConfig ToConfig() => new()
+    {
+        Dim = Dim,
+        HiddenDim = HiddenDim,
+        Layers = Layers,
+        Heads = Heads,
+        KvHeads = KvHeads,
+        VocabSize = VocabSize,
+        MaxSeqLen = MaxSeqLen,
+        Architecture = Architecture,
+        TieWordEmbeddings = Classifier == ClassifierStorage.TiedInConfig,
+    };
+}
+
+/// <summary>
+/// Writes a deterministic random Llama in HuggingFace layout (config.json plus one or more safetensors
+/// shards and an index). Values are a pure function of (seed, tensor name, element index), so tests can
+/// recompute any element without reading the files back, and no weights need to be committed.
+/// </summary>
+public static class SyntheticLlamaModel
+{
+    public static void Write(SyntheticModelSpec spec, string folder)
+    {
+        Directory.CreateDirectory(folder);
+        WriteConfig(spec, Path.Combine(folder, HuggingFaceConfig.FileName));
+        var tensors = TensorSpecs(spec);
+        if (spec.Shards <= 1)
+        {
+            SafetensorsWriter.Write(Path.Combine(folder, SafetensorsTensorSource.SingleFileName), tensors,
+                new Dictionary<string, string> { ["format"] = "pt" });
+            return;
+        }
+
+        // Split into contiguous runs of roughly equal bytes, the way HF's save_pretrained shards.
+        long total = tensors.Sum(t => t.ByteLength);
+        var shards = new List<List<SafetensorsTensorSpec>>();
+        var current = new List<SafetensorsTensorSpec>();
+        long accumulated = 0;
+        foreach (var tensor in tensors)
+        {
+            current.Add(tensor);
+            accumulated += tensor.ByteLength;
+            if (shards.Count < spec.Shards - 1 && accumulated >= total * (shards.Count + 1) / spec.Shards)
+            {
+                shards.Add(current);
+                current = [];
+            }
+        }
+
+        shards.Add(current);
+        var weightMap = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        for (int i = 0; i < shards.Count; i++)
+        {
+            var file = $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors";
+            SafetensorsWriter.Write(Path.Combine(folder, file), shards[i], new Dictionary<string, string> { ["format"] = "pt" });
+            foreach (var t in shards[i]) weightMap[t.Name] = file;
+        }
+
+        using var stream = File.Create(Path.Combine(folder, SafetensorsTensorSource.IndexFileName));
+        using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+        json.WriteStartObject();
+        json.WriteStartObject("metadata");
+        json.WriteNumber("total_size", total);
+        json.WriteEndObject();
+        json.WriteStartObject("weight_map");
+        foreach (var (name, file) in weightMap) json.WriteString(name, file);
+        json.WriteEndObject();
+        json.WriteEndObject();
+    }
+
+    /// <summary>The HF tensors of the model, in the order HF writes them.</summary>
+    public static IReadOnlyList<SafetensorsTensorSpec> TensorSpecs(SyntheticModelSpec spec)
+    {
+        var c = spec.ToConfig();
+        var list = new List<SafetensorsTensorSpec>();
+
+        void Add(LlamaTensorRole role, int layer)
+        {
+            var (rows, columns) = LlamaTensorRoles.ExpectedShape(role, c);
+            long[] shape = columns == 1 ? [rows] : [rows, columns];
+            var name = HuggingFaceNaming.NameOf(role, layer);
+            // An equal copy must read back as the embedding's values, bit for bit.
+            var valueName = role == LlamaTensorRole.Output && spec.Classifier == ClassifierStorage.EqualCopy
+                ? HuggingFaceNaming.NameOf(LlamaTensorRole.TokEmbeddings, 0) : name;
+            bool isNorm = role is LlamaTensorRole.AttentionNorm or LlamaTensorRole.FfnNorm or LlamaTensorRole.Norm;
+            list.Add(new SafetensorsTensorSpec(name, spec.DType, shape,
+                (first, destination) => Values(spec, valueName, isNorm, first, destination)));
+        }
+
+        Add(LlamaTensorRole.TokEmbeddings, 0);
+        for (int layer = 0; layer < spec.Layers; layer++)
+        {
+            foreach (var role in new[] { LlamaTensorRole.AttentionNorm, LlamaTensorRole.Wq, LlamaTensorRole.Wk, LlamaTensorRole.Wv,
+                         LlamaTensorRole.Wo, LlamaTensorRole.FfnNorm, LlamaTensorRole.W1, LlamaTensorRole.W2, LlamaTensorRole.W3 })
+                Add(role, layer);
+        }
+
+        Add(LlamaTensorRole.Norm, 0);
+        if (spec.Classifier is ClassifierStorage.EqualCopy or ClassifierStorage.Separate) Add(LlamaTensorRole.Output, 0);
+        return list;
+    }
+
+    /// <summary>
+    /// The stored values of an HF tensor, already rounded to the spec's dtype: elements
+    /// [first, first + destination.Length) in HF order (q/k still in HF's rotary permutation).
+    /// </summary>
+    public static void Values(SyntheticModelSpec spec, string hfName, bool isNorm, long first, Span<float> destination)
+    {
+        ulong tensorSeed = spec.Seed * 0x9E3779B97F4A7C15UL ^ Fnv1a(hfName);
+        float amplitude = isNorm ? 0.25f : 1f / MathF.Sqrt(spec.Dim);
+        for (int i = 0; i < destination.Length; i++)
+        {
+            ulong r = SplitMix64(tensorSeed + (ulong)(first + i));
+            // 24 random bits → [-1, 1); norms sit around 1, as trained RMSNorm weights do.
+            float unit = (int)(r >> 40) / 8388608f - 1f;
+            float value = isNorm ? 1f + amplitude * unit : amplitude * unit;
+            destination[i] = SafetensorsWriter.RoundTo(spec.DType, value);
+        }
+    }
+
+    private static void WriteConfig(SyntheticModelSpec spec, string path)
+    {
+        using var stream = File.Create(path);
+        using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+        json.WriteStartObject();
+        json.WriteStartArray("architectures");
+        json.WriteStringValue(spec.Architecture);
+        json.WriteEndArray();
+        json.WriteString("model_type", spec.Architecture.StartsWith("Mistral", StringComparison.Ordinal) ? "mistral" : "llama");
+        json.WriteNumber("hidden_size", spec.Dim);
+        json.WriteNumber("intermediate_size", spec.HiddenDim);
+        json.WriteNumber("num_hidden_layers", spec.Layers);
+        json.WriteNumber("num_attention_heads", spec.Heads);
+        json.WriteNumber("num_key_value_heads", spec.KvHeads);
+        json.WriteNumber("vocab_size", spec.VocabSize);
+        json.WriteNumber("max_position_embeddings", spec.MaxSeqLen);
+        json.WriteNumber("rms_norm_eps", 1e-5);
+        json.WriteNumber("rope_theta", 10000.0);
+        json.WriteBoolean("tie_word_embeddings", spec.Classifier == ClassifierStorage.TiedInConfig);
+        json.WriteString("torch_dtype", spec.DType switch
+        {
+            TensorDType.BFloat16 => "bfloat16",
+            TensorDType.Float16 => "float16",
+            _ => "float32",
+        });
+        json.WriteEndObject();
+    }
+
+    private static ulong SplitMix64(ulong x)
+    {
+        x += 0x9E3779B97F4A7C15UL;
+        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9UL;
+        x = (x ^ (x >> 27)) * 0x94D049BB133111EBUL;
+        return x ^ (x >> 31);
+    }
+
+    private static ulong Fnv1a(string text)
+    {
+        ulong hash = 0xCBF29CE484222325UL;
+        foreach (char ch in text)
+        {
+            hash ^= ch;
+            hash *= 0x100000001B3UL;
+        }
+
+        return hash;
+    }
+}
