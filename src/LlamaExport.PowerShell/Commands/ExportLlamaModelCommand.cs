@@ -1,0 +1,145 @@
+using System.Management.Automation;
+using LlamaExport.Core.Errors;
+using LlamaExport.Core.Export;
+using LlamaExport.Core.Model;
+using LlamaExport.PowerShell.Infrastructure;
+
+namespace LlamaExport.PowerShell.Commands;
+
+/// <summary>
+/// Export-LlamaModel: streams a model folder into a llama2.c .bin (v0, v1 fp32 or v2 Q8_0), writing a
+/// temporary file that is renamed into place only when complete.
+/// </summary>
+[Cmdlet(VerbsData.Export, "LlamaModel", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium,
+    DefaultParameterSetName = ToDirectorySet)]
+[OutputType(typeof(ExportResult))]
+public sealed class ExportLlamaModelCommand : PSCmdlet
+{
+    private const string ToDirectorySet = "ToDirectory";
+    private const string ToFileSet = "ToFile";
+
+    /// <summary>The model folder: config.json plus safetensors weights.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("FullName", "PSPath", "LP")]
+    [ValidateNotNullOrEmpty]
+    public string[] ModelPath { get; set; } = [];
+
+    /// <summary>The .bin file to write.</summary>
+    [Parameter(Mandatory = true, Position = 1, ParameterSetName = ToFileSet)]
+    [ValidateNotNullOrEmpty]
+    public string OutputPath { get; set; } = "";
+
+    /// <summary>A folder for the output; the file name comes from the model folder's name and the version.</summary>
+    [Parameter(ParameterSetName = ToDirectorySet)]
+    [ValidateNotNullOrEmpty]
+    public string? OutputDirectory { get; set; }
+
+    /// <summary>llama2.c format: 0 (legacy fp32), 1 (fp32), 2 (Q8_0, for runq.c).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateSet("0", "1", "2")]
+    public int Version { get; set; } = 2;
+
+    /// <summary>Requested Q8_0 group size; halved until it divides both dim and hidden_dim.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateRange(1, 1 << 20)]
+    public int GroupSize { get; set; } = GroupSizeRule.DefaultGroupSize;
+
+    /// <summary>Replace an existing output file.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        foreach (var path in ModelPath)
+        {
+            if (Stopping) return;
+            ExportOne(path);
+        }
+    }
+
+    private void ExportOne(string path)
+    {
+        string? modelPath = null;
+        try
+        {
+            modelPath = PathResolution.ToFileSystemPath(this, path);
+            using var source = ModelSourceLoader.Open(modelPath);
+            foreach (var warning in source.Warnings) WriteWarning($"{source.Name}: {warning}");
+
+            var plan = ExportPlanner.Create(source, Version, GroupSize, cancellationToken: PipelineStopToken);
+            if (plan.GroupSizeBackoffReason is not null) WriteWarning($"{source.Name}: {plan.GroupSizeBackoffReason}");
+
+            var outputPath = ResolveOutputPath(source);
+            WriteVerbose($"Plan for '{modelPath}' → '{outputPath}':{Environment.NewLine}{plan}");
+            string format = Version == 2 ? $"llama2.c v2 (Q8_0, group size {plan.GroupSize})" : $"llama2.c v{Version} (fp32)";
+            if (!ShouldProcess(outputPath, $"Export '{source.Name}' as {format}: {plan.TensorCount} tensors, {plan.TotalBytes:N0} bytes"))
+                return;
+
+            // Refuse before the work starts, not after it.
+            AtomicOutputFile.CheckTarget(outputPath, plan.TotalBytes, Force);
+            var result = Run(plan, outputPath);
+            WriteObject(result);
+        }
+        catch (LlamaExportException e)
+        {
+            WriteError(ErrorRecords.From(e, modelPath ?? path));
+        }
+        catch (OperationCanceledException) when (Stopping)
+        {
+            // Ctrl+C: the engine has removed its temporary file; PowerShell reports the stop.
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            WriteError(ErrorRecords.Unexpected(e, "ExportFailed", modelPath ?? path));
+        }
+    }
+
+    private ExportResult Run(ExportPlan plan, string outputPath)
+    {
+        var pump = new PipelineThreadPump();
+        var progress = new ProgressReporter(this, 1, $"Exporting {plan.Source.Name}", "Starting");
+        var options = new ExportOptions
+        {
+            OutputPath = outputPath,
+            Force = Force,
+            Progress = new CallbackProgress(p => pump.Post(() => OnProgress(p, progress))),
+        };
+        try
+        {
+            return pump.Run(() => ExportEngine.Run(plan, options, PipelineStopToken));
+        }
+        finally
+        {
+            progress.Complete();
+        }
+    }
+
+    private void OnProgress(ExportProgress p, ProgressReporter progress)
+    {
+        if (p.CompletedSection?.ExportPyLine is string line) WriteVerbose(line);
+        progress.Update(p.Fraction, p.Elapsed,
+            $"{p.SectionsCompleted}/{p.SectionCount} tensors, {p.BytesWritten / 1048576.0:N1} of {p.TotalBytes / 1048576.0:N1} MiB",
+            p.CompletedSection?.Name, force: p.SectionsCompleted == p.SectionCount);
+    }
+
+    private string ResolveOutputPath(ModelSource source)
+    {
+        if (ParameterSetName == ToFileSet) return PathResolution.ToFileSystemPath(this, OutputPath);
+        var directory = PathResolution.ToFileSystemPath(this, OutputDirectory ?? ".");
+        return Path.Combine(directory, DefaultFileName(source.Name, Version));
+    }
+
+    /// <summary>llama2.c's naming habits: stories15M.bin (v0), llama2_7b_q80.bin (v2).</summary>
+    internal static string DefaultFileName(string modelName, int version) => version switch
+    {
+        0 => $"{modelName}.bin",
+        1 => $"{modelName}_v1.bin",
+        _ => $"{modelName}_q80.bin",
+    };
+
+    /// <summary>IProgress that calls straight through on the reporting thread (Progress&lt;T&gt; would need a SynchronizationContext).</summary>
+    private sealed class CallbackProgress(Action<ExportProgress> callback) : IProgress<ExportProgress>
+    {
+        public void Report(ExportProgress value) => callback(value);
+    }
+}
