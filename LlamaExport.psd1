@@ -8,6 +8,7 @@
     Copyright              = '(c) LlamaExport contributors. MIT licence.'
     Description            = 'Streams HuggingFace Llama checkpoints into karpathy/llama2.c .bin files (v0, v1 fp32 and v2 Q8_0) with bounded memory and byte-exact output.'
     PowerShellVersion      = '7.6'
+    RequiredAssemblies     = @('LlamaExport.Core.dll')
     FormatsToProcess       = @('LlamaExport.format.ps1xml')
     CmdletsToExport        = @(
         'Export-LlamaModel'

@@ -1,0 +1,135 @@
+#Requires -Version 7.4
+<#
+.SYNOPSIS
+    The project's front door: build, test, demo, bench, clean.
+.DESCRIPTION
+    build  Compiles and assembles the importable module in out/LlamaExport.
+    test   Builds, runs every test, and ends with an "N passed, N failed" line.
+    demo   Builds, generates a small deterministic demo model, exports it and shows the result.
+    bench  Builds, generates (once, outside the repository) a 1.24B-parameter BF16 model and measures
+           the export against the machine's own I/O baseline, measured in the same run.
+    clean  Removes build outputs.
+.EXAMPLE
+    dotnet tool restore && dotnet pwsh ./build.ps1 demo
+.EXAMPLE
+    dotnet tool restore && dotnet pwsh ./build.ps1 test
+#>
+[CmdletBinding()]
+param(
+    [Parameter(Position = 0)]
+    [ValidateSet('build', 'test', 'demo', 'bench', 'clean')]
+    [string] $Task = 'build',
+
+    [ValidateSet('Release', 'Debug')]
+    [string] $Configuration = 'Release',
+
+    # bench: where the generated benchmark model is cached (it is large; keep it out of the repository).
+    [string] $BenchCache = $(if ($env:LLAMAEXPORT_BENCH_CACHE) { $env:LLAMAEXPORT_BENCH_CACHE } else { Join-Path ([IO.Path]::GetTempPath()) 'llamaexport-bench' })
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+$Root = $PSScriptRoot
+$ModuleOut = Join-Path $Root 'out/LlamaExport'
+$env:DOTNET_CLI_TELEMETRY_OPTOUT = '1'
+$env:DOTNET_NOLOGO = '1'
+
+function Invoke-Dotnet {
+    & dotnet @args
+    if ($LASTEXITCODE -ne 0) { throw "dotnet $($args -join ' ') failed with exit code $LASTEXITCODE" }
+}
+
+function Get-ModuleVersion {
+    ([xml](Get-Content (Join-Path $Root 'Directory.Build.props') -Raw)).Project.PropertyGroup.VersionPrefix | Where-Object { $_ } | Select-Object -First 1
+}
+
+function Invoke-Build {
+    Invoke-Dotnet build (Join-Path $Root 'src/LlamaExport.PowerShell/LlamaExport.PowerShell.csproj') -c $Configuration -nologo --verbosity quiet
+    $bin = Join-Path $Root "src/LlamaExport.PowerShell/bin/$Configuration/net10.0"
+    New-Item -ItemType Directory -Force -Path $ModuleOut, (Join-Path $ModuleOut 'en-US') | Out-Null
+    foreach ($file in 'LlamaExport.PowerShell.dll', 'LlamaExport.Core.dll') {
+        Copy-Item (Join-Path $bin $file) $ModuleOut -Force
+    }
+    Copy-Item (Join-Path $Root 'module/LlamaExport.format.ps1xml') $ModuleOut -Force
+    Copy-Item (Join-Path $Root 'module/en-US/*') (Join-Path $ModuleOut 'en-US') -Force
+    # The version is set once, in Directory.Build.props; the manifest copy is stamped with it.
+    $version = Get-ModuleVersion
+    (Get-Content (Join-Path $Root 'LlamaExport.psd1') -Raw) -replace "ModuleVersion\s*=\s*'[^']*'", "ModuleVersion          = '$version'" |
+        Set-Content (Join-Path $ModuleOut 'LlamaExport.psd1') -NoNewline
+    Write-Host "Module assembled in $ModuleOut (version $version)"
+}
+
+function Invoke-Test {
+    Invoke-Build
+    $results = Join-Path $Root 'out/TestResults'
+    Remove-Item $results -Recurse -Force -ErrorAction Ignore
+    & dotnet test (Join-Path $Root 'LlamaExport.sln') -c $Configuration -nologo --verbosity quiet `
+        --logger 'trx;LogFileName=tests.trx' --logger 'console;verbosity=normal' --results-directory $results
+    $testExit = $LASTEXITCODE
+
+    # The assembled module must import on its own, as a user loads it.
+    $smoke = & dotnet pwsh -NoProfile -NonInteractive -Command "Import-Module '$ModuleOut/LlamaExport.psd1' -ErrorAction Stop; (Get-Command -Module LlamaExport).Name -join ','"
+    $smokePassed = $LASTEXITCODE -eq 0 -and $smoke -match 'Export-LlamaModel'
+    Write-Host ("Assembled module import: " + $(if ($smokePassed) { "passed ($smoke)" } else { "FAILED: $smoke" }))
+
+    $passed = 0; $failed = 0; $skipped = 0
+    foreach ($trx in Get-ChildItem $results -Filter *.trx -Recurse -ErrorAction Ignore) {
+        $counters = ([xml](Get-Content $trx.FullName -Raw)).TestRun.ResultSummary.Counters
+        $passed += [int]$counters.passed
+        $failed += [int]$counters.failed + [int]$counters.error + [int]$counters.timeout
+        $skipped += [int]$counters.notExecuted
+    }
+    if ($smokePassed) { $passed++ } else { $failed++ }
+    if ($testExit -ne 0 -and $failed -eq 0) { $failed = 1 } # the test run itself broke
+    Write-Host "$passed passed, $failed failed, $skipped skipped"
+    if ($failed -gt 0) { exit 1 }
+}
+
+function Invoke-Demo {
+    Invoke-Build
+    $demo = Join-Path $Root 'out/demo'
+    $model = Join-Path $demo 'tiny-llama'
+    Import-Module (Join-Path $ModuleOut 'LlamaExport.psd1') -Force
+    if (-not (Test-Path (Join-Path $model 'config.json'))) {
+        # A deterministic random model: grouped-query attention, BF16, two shards, hidden_dim 344 (= 8 × 43).
+        $spec = [LlamaExport.Core.Synthetic.SyntheticModelSpec]@{
+            Dim = 128; HiddenDim = 344; Layers = 4; Heads = 8; KvHeads = 4; VocabSize = 512; MaxSeqLen = 256
+            DType = 'BFloat16'; Shards = 2; Classifier = 'Separate'; Seed = 2026
+        }
+        [LlamaExport.Core.Synthetic.SyntheticLlamaModel]::Write($spec, $model)
+        Write-Host "Generated the demo model in $model"
+    }
+    Write-Host "`nSource:" -ForegroundColor Cyan
+    Get-ChildItem $model | Format-Table Name, Length -AutoSize | Out-Host
+    Write-Host "Export-LlamaModel -ModelPath $model -OutputDirectory $demo -Version 2 -Force" -ForegroundColor Cyan
+    $result = Export-LlamaModel -ModelPath $model -OutputDirectory $demo -Version 2 -Force -WarningVariable warnings
+    $result | Out-Host
+    $result | Format-List | Out-Host
+    Write-Host "Worst tensors by quantization error:" -ForegroundColor Cyan
+    $result.Sections | Where-Object MaxError | Sort-Object MaxError -Descending | Select-Object -First 5 | Out-Host
+    # Read the file back with the project's llama2.c reader: the header runq.c will see.
+    $file = [LlamaExport.Core.Llama2c.Llama2cFile]::Open($result.OutputPath)
+    try {
+        Write-Host "Read back: llama2.c v$($file.Version), group size $($file.GroupSize), $($file.FileLength) bytes (expected $($file.ExpectedLength))" -ForegroundColor Cyan
+        $file.Config | Select-Object Dim, HiddenDim, Layers, Heads, KvHeads, VocabSize, MaxSeqLen | Format-Table -AutoSize | Out-Host
+    }
+    finally { $file.Dispose() }
+}
+
+function Invoke-Bench {
+    Invoke-Build
+    & (Join-Path $Root 'tools/bench.ps1') -ModulePath (Join-Path $ModuleOut 'LlamaExport.psd1') -CacheDirectory $BenchCache
+    if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+}
+
+switch ($Task) {
+    'build' { Invoke-Build }
+    'test' { Invoke-Test }
+    'demo' { Invoke-Demo }
+    'bench' { Invoke-Bench }
+    'clean' {
+        Remove-Item (Join-Path $Root 'out') -Recurse -Force -ErrorAction Ignore
+        Get-ChildItem $Root -Directory -Recurse -Include bin, obj | Where-Object FullName -notmatch '[\\/]\.git[\\/]' | Remove-Item -Recurse -Force
+        Write-Host 'Cleaned.'
+    }
+}
