@@ -74,10 +74,17 @@ function Invoke-Test {
 
     $passed = 0; $failed = 0; $skipped = 0
     foreach ($trx in Get-ChildItem $results -Filter *.trx -Recurse -ErrorAction Ignore) {
-        $counters = ([xml](Get-Content $trx.FullName -Raw)).TestRun.ResultSummary.Counters
-        $passed += [int]$counters.passed
-        $failed += [int]$counters.failed + [int]$counters.error + [int]$counters.timeout
-        $skipped += [int]$counters.notExecuted
+        foreach ($result in ([xml](Get-Content $trx.FullName -Raw)).TestRun.Results.UnitTestResult) {
+            switch ($result.outcome) {
+                'Passed' { $passed++ }
+                'NotExecuted' {
+                    $skipped++
+                    $why = $result.SelectSingleNode('*[local-name()="Output"]/*[local-name()="ErrorInfo"]/*[local-name()="Message"]')
+                    Write-Host "Skipped: $($result.testName): $(if ($why) { $why.InnerText })"
+                }
+                default { $failed++ }
+            }
+        }
     }
     if ($smokePassed) { $passed++ } else { $failed++ }
     if ($testExit -ne 0 -and $failed -eq 0) { $failed = 1 } # the test run itself broke
