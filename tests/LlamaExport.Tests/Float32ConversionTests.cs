@@ -7,13 +7,25 @@ namespace LlamaExport.Tests;
 
 public class Float32ConversionTests
 {
-    [Fact]
-    public void Bf16_vector_path_matches_scalar_for_every_bit_pattern()
+    private delegate void Bf16Path(ReadOnlySpan<ushort> source, Span<float> destination);
+
+    public static IEnumerable<object[]> Bf16Paths() => [["dispatch"], ["Vector512"], ["Vector256"]];
+
+    /// <summary>Every vector path, accelerated here or not, against the scalar reference.</summary>
+    [Theory]
+    [MemberData(nameof(Bf16Paths))]
+    public void Bf16_vector_paths_match_scalar_for_every_bit_pattern(string path)
     {
-        var all = Enumerable.Range(0, 65536).Select(i => (ushort)i).ToArray();
+        Bf16Path run = path switch
+        {
+            "Vector512" => Float32Conversion.BFloat16ToFloat32Vector512,
+            "Vector256" => Float32Conversion.BFloat16ToFloat32Vector256,
+            _ => Float32Conversion.BFloat16ToFloat32,
+        };
+        var all = Enumerable.Range(0, 65536 + 13).Select(i => (ushort)i).ToArray();
         var vector = new float[all.Length];
         var scalar = new float[all.Length];
-        Float32Conversion.BFloat16ToFloat32(all, vector);
+        run(all, vector);
         Float32Conversion.BFloat16ToFloat32Scalar(all, scalar);
         Assert.True(MemoryMarshal.AsBytes(vector.AsSpan()).SequenceEqual(MemoryMarshal.AsBytes(scalar.AsSpan())));
         Assert.Equal(1f, scalar[0x3F80]);

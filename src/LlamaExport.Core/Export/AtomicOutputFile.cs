@@ -11,9 +11,16 @@ namespace LlamaExport.Core.Export;
 public sealed class AtomicOutputFile : IDisposable
 {
     private const string TempSuffix = ".llamaexport-tmp";
+
+    /// <summary>Start writing dirty pages back after this many bytes, so the final flush is short.</summary>
+    private const long WritebackInterval = 128L << 20;
+
     private readonly FileStream _stream;
     private readonly bool _force;
     private bool _committed;
+    private long _written;
+    private long _nextWriteback = WritebackInterval;
+    private Task _writeback = Task.CompletedTask;
 
     private AtomicOutputFile(string targetPath, string tempPath, FileStream stream, bool force)
     {
@@ -102,6 +109,34 @@ public sealed class AtomicOutputFile : IDisposable
         {
             throw MapWriteFailure(e, TargetPath, data.Length);
         }
+
+        long written = Interlocked.Add(ref _written, data.Length);
+        if (written >= Volatile.Read(ref _nextWriteback)) StartWriteback(written);
+    }
+
+    /// <summary>
+    /// Flushes in the background while the export goes on: the disk works alongside the CPU instead of
+    /// all at the end, and the page cache never holds more than an interval of unwritten output.
+    /// </summary>
+    private void StartWriteback(long written)
+    {
+        lock (_stream)
+        {
+            if (!_writeback.IsCompleted || written < _nextWriteback) return;
+            _nextWriteback = written + WritebackInterval;
+            var handle = _stream.SafeFileHandle;
+            _writeback = Task.Run(() =>
+            {
+                try
+                {
+                    RandomAccess.FlushToDisk(handle);
+                }
+                catch (Exception e) when (e is IOException or ObjectDisposedException)
+                {
+                    // A real write failure also surfaces in Write or in Commit's final flush.
+                }
+            });
+        }
     }
 
     /// <summary>Flushes to disk and renames into place.</summary>
@@ -109,6 +144,7 @@ public sealed class AtomicOutputFile : IDisposable
     {
         try
         {
+            _writeback.Wait();
             _stream.Flush(flushToDisk: true);
             _stream.Dispose();
             File.Move(TempPath, TargetPath, overwrite: _force);
@@ -128,6 +164,14 @@ public sealed class AtomicOutputFile : IDisposable
     public void Dispose()
     {
         if (_committed) return;
+        try
+        {
+            _writeback.Wait();
+        }
+        catch (AggregateException)
+        {
+        }
+
         _stream.Dispose();
         TryDelete(TempPath);
     }

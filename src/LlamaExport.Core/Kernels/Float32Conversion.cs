@@ -32,28 +32,36 @@ public static class Float32Conversion
     public static void BFloat16ToFloat32(ReadOnlySpan<ushort> source, Span<float> destination)
     {
         if (destination.Length < source.Length) throw new ArgumentException("destination is too short.", nameof(destination));
+        if (Vector512.IsHardwareAccelerated) BFloat16ToFloat32Vector512(source, destination);
+        else if (Vector256.IsHardwareAccelerated) BFloat16ToFloat32Vector256(source, destination);
+        else BFloat16ToFloat32Scalar(source, destination);
+    }
+
+    internal static void BFloat16ToFloat32Vector512(ReadOnlySpan<ushort> source, Span<float> destination)
+    {
+        ref ushort s = ref MemoryMarshal.GetReference(source);
+        ref uint d = ref Unsafe.As<float, uint>(ref MemoryMarshal.GetReference(destination));
         int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        for (; i <= source.Length - Vector512<ushort>.Count; i += Vector512<ushort>.Count)
         {
-            ref ushort s = ref MemoryMarshal.GetReference(source);
-            ref uint d = ref Unsafe.As<float, uint>(ref MemoryMarshal.GetReference(destination));
-            for (; i <= source.Length - Vector512<ushort>.Count; i += Vector512<ushort>.Count)
-            {
-                var (lower, upper) = Vector512.Widen(Vector512.LoadUnsafe(ref s, (nuint)i));
-                Vector512.ShiftLeft(lower, 16).StoreUnsafe(ref d, (nuint)i);
-                Vector512.ShiftLeft(upper, 16).StoreUnsafe(ref d, (nuint)(i + Vector512<uint>.Count));
-            }
+            var (lower, upper) = Vector512.Widen(Vector512.LoadUnsafe(ref s, (nuint)i));
+            Vector512.ShiftLeft(lower, 16).StoreUnsafe(ref d, (nuint)i);
+            Vector512.ShiftLeft(upper, 16).StoreUnsafe(ref d, (nuint)(i + Vector512<uint>.Count));
         }
-        else if (Vector256.IsHardwareAccelerated)
+
+        BFloat16ToFloat32Scalar(source[i..], destination[i..]);
+    }
+
+    internal static void BFloat16ToFloat32Vector256(ReadOnlySpan<ushort> source, Span<float> destination)
+    {
+        ref ushort s = ref MemoryMarshal.GetReference(source);
+        ref uint d = ref Unsafe.As<float, uint>(ref MemoryMarshal.GetReference(destination));
+        int i = 0;
+        for (; i <= source.Length - Vector256<ushort>.Count; i += Vector256<ushort>.Count)
         {
-            ref ushort s = ref MemoryMarshal.GetReference(source);
-            ref uint d = ref Unsafe.As<float, uint>(ref MemoryMarshal.GetReference(destination));
-            for (; i <= source.Length - Vector256<ushort>.Count; i += Vector256<ushort>.Count)
-            {
-                var (lower, upper) = Vector256.Widen(Vector256.LoadUnsafe(ref s, (nuint)i));
-                Vector256.ShiftLeft(lower, 16).StoreUnsafe(ref d, (nuint)i);
-                Vector256.ShiftLeft(upper, 16).StoreUnsafe(ref d, (nuint)(i + Vector256<uint>.Count));
-            }
+            var (lower, upper) = Vector256.Widen(Vector256.LoadUnsafe(ref s, (nuint)i));
+            Vector256.ShiftLeft(lower, 16).StoreUnsafe(ref d, (nuint)i);
+            Vector256.ShiftLeft(upper, 16).StoreUnsafe(ref d, (nuint)(i + Vector256<uint>.Count));
         }
 
         BFloat16ToFloat32Scalar(source[i..], destination[i..]);

@@ -10,6 +10,8 @@ namespace LlamaExport.Core.Kernels;
 /// The scalar method is the oracle; the vector paths must agree with it bit for bit.
 /// </summary>
 /// <remarks>
+/// Inputs must be finite: the vector paths use the hardware's max, which does not propagate NaN, and the
+/// engine rejects NaN/Inf (naming the element) before it quantizes.
 /// Two departures from torch, both only where torch's result is undefined behaviour:
 /// a group whose scale is 0 gets q = 0 (torch turns 0/0 into int8 0 on x86), and codes are clamped
 /// to [-127, 127], which only matters for denormal-scale groups where torch wraps around.
@@ -75,7 +77,7 @@ public static class Q8Kernel
             nuint start = (nuint)(g * groupSize);
             var vmax = Vector512<float>.Zero;
             for (nuint k = 0; k < (nuint)groupSize; k += (nuint)Vector512<float>.Count)
-                vmax = Vector512.Max(vmax, Vector512.Abs(Vector512.LoadUnsafe(ref x, start + k)));
+                vmax = Vector512.MaxNative(vmax, Vector512.Abs(Vector512.LoadUnsafe(ref x, start + k)));
             float max = HorizontalMax(vmax);
             float scale = max / 127f;
             scales[g] = scale;
@@ -92,8 +94,8 @@ public static class Q8Kernel
             for (nuint k = 0; k < (nuint)groupSize; k += (nuint)Vector512<float>.Count)
             {
                 var w = Vector512.LoadUnsafe(ref x, start + k);
-                var qi = Vector512.Min(Vector512.Max(Vector512.ConvertToInt32(Vector512.Round(w / vscale)), lo), hi);
-                verr = Vector512.Max(verr, Vector512.Abs(Vector512.ConvertToSingle(qi) * vscale - w));
+                var qi = Vector512.MinNative(Vector512.MaxNative(Vector512.ConvertToInt32(Vector512.Round(w / vscale)), lo), hi);
+                verr = Vector512.MaxNative(verr, Vector512.Abs(Vector512.ConvertToSingle(qi) * vscale - w));
                 var bytes = Vector512.Narrow(Vector512.Narrow(qi, qi), Vector512.Narrow(qi, qi));
                 bytes.GetLower().GetLower().StoreUnsafe(ref q, start + k);
             }
@@ -116,8 +118,8 @@ public static class Q8Kernel
         {
             nuint start = (nuint)(g * groupSize);
             var vmax = Vector256<float>.Zero;
-            for (nuint k = 0; k < (nuint)groupSize; k += (nuint)Vector256<float>.Count)
-                vmax = Vector256.Max(vmax, Vector256.Abs(Vector256.LoadUnsafe(ref x, start + k)));
+            for (nuint m = 0; m < (nuint)groupSize; m += (nuint)Vector256<float>.Count)
+                vmax = Vector256.MaxNative(vmax, Vector256.Abs(Vector256.LoadUnsafe(ref x, start + m)));
             float max = HorizontalMax(vmax);
             float scale = max / 127f;
             scales[g] = scale;
@@ -130,11 +132,20 @@ public static class Q8Kernel
 
             var vscale = Vector256.Create(scale);
             var verr = Vector256<float>.Zero;
-            for (nuint k = 0; k < (nuint)groupSize; k += (nuint)Vector256<float>.Count)
+            nuint k = 0;
+            // Four vectors at a time, so one pack of three narrows stores 32 codes.
+            for (; k + 32 <= (nuint)groupSize; k += 32)
             {
-                var w = Vector256.LoadUnsafe(ref x, start + k);
-                var qi = Vector256.Min(Vector256.Max(Vector256.ConvertToInt32(Vector256.Round(w / vscale)), lo), hi);
-                verr = Vector256.Max(verr, Vector256.Abs(Vector256.ConvertToSingle(qi) * vscale - w));
+                var q0 = Codes256(ref x, start + k, vscale, lo, hi, ref verr);
+                var q1 = Codes256(ref x, start + k + 8, vscale, lo, hi, ref verr);
+                var q2 = Codes256(ref x, start + k + 16, vscale, lo, hi, ref verr);
+                var q3 = Codes256(ref x, start + k + 24, vscale, lo, hi, ref verr);
+                Vector256.Narrow(Vector256.Narrow(q0, q1), Vector256.Narrow(q2, q3)).StoreUnsafe(ref q, start + k);
+            }
+
+            for (; k < (nuint)groupSize; k += (nuint)Vector256<float>.Count)
+            {
+                var qi = Codes256(ref x, start + k, vscale, lo, hi, ref verr);
                 var bytes = Vector256.Narrow(Vector256.Narrow(qi, qi), Vector256.Narrow(qi, qi));
                 Unsafe.WriteUnaligned(ref Unsafe.As<sbyte, byte>(ref Unsafe.Add(ref q, start + k)), bytes.AsInt64().ToScalar());
             }
@@ -143,6 +154,15 @@ public static class Q8Kernel
         }
 
         return maxError;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Codes256(ref float x, nuint index, Vector256<float> vscale, Vector256<int> lo, Vector256<int> hi, ref Vector256<float> verr)
+    {
+        var w = Vector256.LoadUnsafe(ref x, index);
+        var qi = Vector256.MinNative(Vector256.MaxNative(Vector256.ConvertToInt32(Vector256.Round(w / vscale)), lo), hi);
+        verr = Vector256.MaxNative(verr, Vector256.Abs(Vector256.ConvertToSingle(qi) * vscale - w));
+        return qi;
     }
 
     internal static float QuantizeVector128(ReadOnlySpan<float> values, int groupSize, Span<sbyte> codes, Span<float> scales)
@@ -158,7 +178,7 @@ public static class Q8Kernel
             nuint start = (nuint)(g * groupSize);
             var vmax = Vector128<float>.Zero;
             for (nuint k = 0; k < (nuint)groupSize; k += (nuint)Vector128<float>.Count)
-                vmax = Vector128.Max(vmax, Vector128.Abs(Vector128.LoadUnsafe(ref x, start + k)));
+                vmax = Vector128.MaxNative(vmax, Vector128.Abs(Vector128.LoadUnsafe(ref x, start + k)));
             float max = HorizontalMax(vmax);
             float scale = max / 127f;
             scales[g] = scale;
@@ -174,8 +194,8 @@ public static class Q8Kernel
             for (nuint k = 0; k < (nuint)groupSize; k += (nuint)Vector128<float>.Count)
             {
                 var w = Vector128.LoadUnsafe(ref x, start + k);
-                var qi = Vector128.Min(Vector128.Max(Vector128.ConvertToInt32(Vector128.Round(w / vscale)), lo), hi);
-                verr = Vector128.Max(verr, Vector128.Abs(Vector128.ConvertToSingle(qi) * vscale - w));
+                var qi = Vector128.MinNative(Vector128.MaxNative(Vector128.ConvertToInt32(Vector128.Round(w / vscale)), lo), hi);
+                verr = Vector128.MaxNative(verr, Vector128.Abs(Vector128.ConvertToSingle(qi) * vscale - w));
                 var bytes = Vector128.Narrow(Vector128.Narrow(qi, qi), Vector128.Narrow(qi, qi));
                 Unsafe.WriteUnaligned(ref Unsafe.As<sbyte, byte>(ref Unsafe.Add(ref q, start + k)), bytes.AsInt32().ToScalar());
             }
@@ -186,10 +206,11 @@ public static class Q8Kernel
         return maxError;
     }
 
-    // Max is exact and order-independent for the non-negative, finite values it sees here.
-    private static float HorizontalMax(Vector512<float> v) => HorizontalMax(Vector256.Max(v.GetLower(), v.GetUpper()));
+    // Max is exact and order-independent for the non-negative, finite values it sees here, so the
+    // reduction order cannot make a vector path differ from the scalar one.
+    private static float HorizontalMax(Vector512<float> v) => HorizontalMax(Vector256.MaxNative(v.GetLower(), v.GetUpper()));
 
-    private static float HorizontalMax(Vector256<float> v) => HorizontalMax(Vector128.Max(v.GetLower(), v.GetUpper()));
+    private static float HorizontalMax(Vector256<float> v) => HorizontalMax(Vector128.MaxNative(v.GetLower(), v.GetUpper()));
 
     private static float HorizontalMax(Vector128<float> v) =>
         MathF.Max(MathF.Max(v.GetElement(0), v.GetElement(1)), MathF.Max(v.GetElement(2), v.GetElement(3)));
