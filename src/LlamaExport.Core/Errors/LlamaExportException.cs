@@ -21,17 +21,21 @@ public enum FailureKind
 public sealed class LlamaExportException : Exception
 {
     public LlamaExportException(string errorId, FailureKind kind, string message, string? targetPath = null,
-        string? recommendedAction = null, Exception? inner = null)
+        string? recommendedAction = null, Exception? inner = null, string? problemCode = null)
         : base(message, inner)
     {
         ErrorId = errorId;
         Kind = kind;
         TargetPath = targetPath;
         RecommendedAction = recommendedAction;
+        ProblemCode = problemCode;
     }
 
     public string ErrorId { get; }
     public FailureKind Kind { get; }
     public string? TargetPath { get; }
     public string? RecommendedAction { get; }
+
+    /// <summary>For a file that fails validation, the specific problem (a <c>ProblemCodes</c> value), as Test-Safetensors reports it.</summary>
+    public string? ProblemCode { get; }
 }

@@ -8,7 +8,7 @@ namespace LlamaExport.Core.Export;
 /// flushed. Until <see cref="Commit"/>, disposing deletes the temporary file, so a failure or Ctrl+C never
 /// leaves a truncated target, and an existing target is only replaced when <c>force</c> was given.
 /// </summary>
-public sealed class AtomicOutputFile : IDisposable
+public sealed class AtomicOutputFile : IExportOutput
 {
     private const string TempSuffix = ".llamaexport-tmp";
 

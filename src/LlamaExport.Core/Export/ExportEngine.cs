@@ -21,7 +21,7 @@ public static class ExportEngine
                 "llama2.c files are little-endian and this host is big-endian.", null, "Run the export on a little-endian machine.");
 
         var stopwatch = Stopwatch.StartNew();
-        using var output = AtomicOutputFile.Create(options.OutputPath, plan.TotalBytes, options.Force);
+        using var output = options.OutputFactory(options.OutputPath, plan.TotalBytes, options.Force);
         output.Write(plan.Header, 0);
 
         var run = new ExportRun(plan, options, output, stopwatch);
@@ -77,7 +77,7 @@ public static class ExportEngine
     {
         private readonly ExportPlan _plan;
         private readonly ExportOptions _options;
-        private readonly AtomicOutputFile _output;
+        private readonly IExportOutput _output;
         private readonly Stopwatch _stopwatch;
         private readonly List<(int Section, long FirstRow, int Rows)> _work;
         private readonly int[] _chunksLeft;
@@ -91,7 +91,7 @@ public static class ExportEngine
         private int _reportCursor;
         private long _bytesWritten;
 
-        public ExportRun(ExportPlan plan, ExportOptions options, AtomicOutputFile output, Stopwatch stopwatch)
+        public ExportRun(ExportPlan plan, ExportOptions options, IExportOutput output, Stopwatch stopwatch)
         {
             _plan = plan;
             _options = options;

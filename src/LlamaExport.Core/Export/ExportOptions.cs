@@ -18,4 +18,7 @@ public sealed class ExportOptions
     public IComputeBackend Backend { get; init; } = ManagedComputeBackend.Instance;
 
     public IProgress<ExportProgress>? Progress { get; init; }
+
+    /// <summary>Creates the output; by default a temporary file renamed into place on success.</summary>
+    public ExportOutputFactory OutputFactory { get; init; } = AtomicOutputFile.Create;
 }

@@ -22,6 +22,7 @@ public static class ModelSourceLoader
             var warnings = new List<string>();
             var config = HuggingFaceConfig.Read(Path.Combine(modelPath, HuggingFaceConfig.FileName), warnings);
             var tensors = SafetensorsTensorSource.Open(modelPath);
+            warnings.AddRange(tensors.Warnings);
             return new ModelSource(modelPath, SourceFormat.HuggingFaceSafetensors, config, tensors,
                 HuggingFaceNaming.NameOf, rotaryPermuted: true, warnings);
         }

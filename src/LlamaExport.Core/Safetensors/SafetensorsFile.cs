@@ -41,7 +41,7 @@ public sealed class SafetensorsFile : IDisposable
                 throw new LlamaExportException(ErrorIds.SafetensorsInvalid, FailureKind.InvalidData,
                     $"'{path}' is not a valid safetensors file: {firstError}" +
                     (header.Problems.Count(p => p.Severity == ProblemSeverity.Error) > 1 ? " (and further problems)" : ""),
-                    path, "Re-download the file, or run Test-Safetensors on it to list every problem.");
+                    path, "Re-download the file, or run Test-Safetensors on it to list every problem.", problemCode: firstError.Code);
             }
 
             return new SafetensorsFile(path, handle, length, header);

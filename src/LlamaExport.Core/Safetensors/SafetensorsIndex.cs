@@ -26,65 +26,153 @@ public sealed class ShardIndex
     /// <summary>The distinct shard files in the order they first appear.</summary>
     public IReadOnlyList<string> ShardFiles => WeightMap.Values.Distinct(StringComparer.Ordinal).ToList();
 
+    /// <summary>Reads an index, throwing (with the problem code) when it cannot be used.</summary>
     public static ShardIndex Read(string path)
+    {
+        var problems = new List<SafetensorsProblem>();
+        var index = Parse(path, problems);
+        var error = problems.FirstOrDefault(p => p.Severity == ProblemSeverity.Error);
+        if (index is null || error is not null)
+            throw new LlamaExportException(ErrorIds.IndexInvalid, FailureKind.InvalidData, $"The shard index '{path}' is invalid: {error}.", path,
+                "Re-download the index file; it must map every tensor name to a shard file beside it.", problemCode: error?.Code);
+        return index;
+    }
+
+    /// <summary>Parses an index, recording what is wrong instead of throwing; null when it cannot be used at all.</summary>
+    public static ShardIndex? Parse(string path, List<SafetensorsProblem> problems)
     {
         byte[] bytes;
         try
         {
-            var info = new FileInfo(path);
-            if (info.Length > SafetensorsHeader.MaxHeaderBytes)
-                throw Invalid(path, $"the index is {info.Length} bytes, more than the {SafetensorsHeader.MaxHeaderBytes} allowed");
+            long length = new FileInfo(path).Length;
+            if (length > SafetensorsHeader.MaxHeaderBytes)
+            {
+                problems.Add(Error(ProblemCodes.IndexInvalid, $"The index is {length} bytes, more than the {SafetensorsHeader.MaxHeaderBytes} allowed."));
+                return null;
+            }
+
             bytes = File.ReadAllBytes(path);
         }
-        catch (IOException e) when (e is not FileNotFoundException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new LlamaExportException(ErrorIds.IndexInvalid, FailureKind.ResourceUnavailable, $"Cannot read the index '{path}': {e.Message}", path, null, e);
+            problems.Add(Error(ProblemCodes.FileUnreadable, $"The index cannot be read: {e.Message}"));
+            return null;
         }
 
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(bytes);
+            document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 64 });
         }
         catch (JsonException e)
         {
-            throw Invalid(path, $"it is not valid JSON ({e.Message})");
+            problems.Add(Error(ProblemCodes.IndexNotJson, $"The index is not valid JSON: {e.Message}"));
+            return null;
         }
 
         using (document)
         {
             var root = document.RootElement;
             if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
-                throw Invalid(path, "it has no weight_map object");
+            {
+                problems.Add(Error(ProblemCodes.IndexInvalid, "The index has no weight_map object."));
+                return null;
+            }
 
             var weightMap = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var entry in map.EnumerateObject())
             {
                 if (entry.Value.ValueKind != JsonValueKind.String)
-                    throw Invalid(path, $"weight_map['{entry.Name}'] is a JSON {entry.Value.ValueKind}, not a file name");
+                {
+                    problems.Add(Error(ProblemCodes.IndexInvalid, $"weight_map['{entry.Name}'] is a JSON {entry.Value.ValueKind}, not a file name.", entry.Name));
+                    continue;
+                }
+
                 var file = entry.Value.GetString()!;
-                // A shard must sit beside the index: refuse paths that climb out of the model folder.
+                // A shard must sit beside the index: refuse names that climb out of the model folder.
                 if (file.Length == 0 || file.Contains('/') || file.Contains('\\') || file == "." || file == "..")
-                    throw Invalid(path, $"weight_map['{entry.Name}'] names '{file}', which is not a file name in the model folder");
+                {
+                    problems.Add(Error(ProblemCodes.IndexInvalid, $"weight_map['{entry.Name}'] names '{file}', which is not a file name in the model folder.", entry.Name));
+                    continue;
+                }
+
                 if (!weightMap.TryAdd(entry.Name, file))
-                    throw Invalid(path, $"the tensor '{entry.Name}' is listed twice");
+                    problems.Add(Error(ProblemCodes.DuplicateTensor, $"The tensor '{entry.Name}' is listed twice in weight_map.", entry.Name));
             }
 
-            if (weightMap.Count == 0) throw Invalid(path, "weight_map is empty");
+            if (map.EnumerateObject().Any() is false) problems.Add(Error(ProblemCodes.IndexInvalid, "weight_map is empty."));
 
             long? totalSize = null;
             if (root.TryGetProperty("metadata", out var metadata) && metadata.ValueKind == JsonValueKind.Object
                 && metadata.TryGetProperty("total_size", out var total))
             {
                 if (total.ValueKind == JsonValueKind.Number && total.TryGetInt64(out var t) && t >= 0) totalSize = t;
-                else throw Invalid(path, "metadata.total_size is not a non-negative integer");
+                else problems.Add(Error(ProblemCodes.IndexInvalid, $"metadata.total_size is not a non-negative integer: {total.GetRawText()}."));
             }
 
             return new ShardIndex(path, weightMap, totalSize);
         }
     }
 
-    private static LlamaExportException Invalid(string path, string why) =>
-        new(ErrorIds.IndexInvalid, FailureKind.InvalidData, $"The shard index '{path}' is invalid: {why}.", path,
-            "Re-download the index file; it must map every tensor name to a shard file beside it.");
+    /// <summary>
+    /// Checks an index against its shards' headers (a shard absent from the dictionary is missing; one mapped to
+    /// null is present but unreadable, and reported on its own): every listed file exists,
+    /// every tensor is in the shard it is listed in, no tensor sits in two shards, and total_size agrees.
+    /// </summary>
+    public void CheckShards(IReadOnlyDictionary<string, IReadOnlyList<SafetensorsTensorInfo>?> shards, List<SafetensorsProblem> problems)
+    {
+        foreach (var shard in ShardFiles)
+        {
+            if (!shards.TryGetValue(shard, out var tensors))
+                problems.Add(Error(ProblemCodes.ShardMissing, $"The shard '{shard}' listed in the index is not in the folder."));
+            else if (tensors is null)
+                problems.Add(Error(ProblemCodes.ShardInvalid, $"The shard '{shard}' is not a valid safetensors file; its own report says why."));
+        }
+
+        var owners = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        foreach (var (shard, tensors) in shards)
+        {
+            if (tensors is null) continue;
+            foreach (var t in tensors)
+            {
+                if (!owners.TryGetValue(t.Name, out var list)) owners[t.Name] = list = [];
+                list.Add(shard);
+            }
+        }
+
+        foreach (var (name, list) in owners)
+        {
+            if (list.Count > 1) problems.Add(Error(ProblemCodes.TensorInTwoShards, $"'{name}' is stored in {string.Join(" and ", list)}.", name));
+            else if (!WeightMap.ContainsKey(name))
+                problems.Add(new SafetensorsProblem(ProblemCodes.UnindexedTensor, ProblemSeverity.Warning, $"'{name}' is stored in {list[0]} but the index does not list it; it will be ignored.", name));
+        }
+
+        var byShard = shards.Where(s => s.Value is not null)
+            .ToDictionary(s => s.Key, s => s.Value!.ToDictionary(t => t.Name, StringComparer.Ordinal), StringComparer.Ordinal);
+        long listedBytes = 0;
+        bool complete = true;
+        foreach (var (name, shard) in WeightMap)
+        {
+            if (!byShard.TryGetValue(shard, out var tensors))
+            {
+                complete = false;
+                continue;
+            }
+
+            if (!tensors.TryGetValue(name, out var info))
+            {
+                problems.Add(Error(ProblemCodes.TensorNotInShard, $"The index places '{name}' in '{shard}', but that shard has no such tensor.", name));
+                complete = false;
+                continue;
+            }
+
+            listedBytes += info.ByteLength;
+        }
+
+        if (complete && TotalSize is long total && total != listedBytes)
+            problems.Add(new SafetensorsProblem(ProblemCodes.TotalSizeMismatch, ProblemSeverity.Warning,
+                $"metadata.total_size is {total}, but the listed tensors hold {listedBytes} bytes."));
+    }
+
+    private static SafetensorsProblem Error(string code, string message, string? tensor = null) => new(code, ProblemSeverity.Error, message, tensor);
 }

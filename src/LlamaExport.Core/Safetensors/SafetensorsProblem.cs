@@ -56,7 +56,12 @@ public static class ProblemCodes
     public const string IndexNotJson = "IndexNotJson";
     public const string IndexInvalid = "IndexInvalid";
     public const string ShardMissing = "ShardMissing";
+    public const string ShardInvalid = "ShardInvalid";
     public const string TensorNotInShard = "TensorNotInShard";
     public const string TensorInTwoShards = "TensorInTwoShards";
     public const string TotalSizeMismatch = "TotalSizeMismatch";
+    public const string UnindexedTensor = "UnindexedTensor";
+    public const string NonFiniteValues = "NonFiniteValues";
+    public const string AllZeroTensor = "AllZeroTensor";
+    public const string DataUnreadable = "DataUnreadable";
 }

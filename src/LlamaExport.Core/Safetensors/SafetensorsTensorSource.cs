@@ -15,11 +15,15 @@ public sealed class SafetensorsTensorSource : ITensorSource
     private readonly List<SafetensorsFile> _files;
     private readonly Dictionary<string, ISourceTensor> _tensors;
 
-    private SafetensorsTensorSource(List<SafetensorsFile> files, Dictionary<string, ISourceTensor> tensors)
+    private SafetensorsTensorSource(List<SafetensorsFile> files, Dictionary<string, ISourceTensor> tensors, IReadOnlyList<string> warnings)
     {
         _files = files;
         _tensors = tensors;
+        Warnings = warnings;
     }
+
+    /// <summary>Problems of warning severity found while validating (gaps, trailing bytes, index disagreements).</summary>
+    public IReadOnlyList<string> Warnings { get; }
 
     public IReadOnlyCollection<string> TensorNames => _tensors.Keys;
     public long DataBytes => _files.Sum(f => f.DataBytes);
@@ -57,7 +61,7 @@ public sealed class SafetensorsTensorSource : ITensorSource
             tensors[name] = t;
         }
 
-        return new SafetensorsTensorSource([file], tensors);
+        return new SafetensorsTensorSource([file], tensors, WarningsOf(file).ToList());
     }
 
     private static SafetensorsTensorSource OpenSharded(string folder, ShardIndex index)
@@ -72,23 +76,31 @@ public sealed class SafetensorsTensorSource : ITensorSource
                 if (!File.Exists(path))
                     throw new LlamaExportException(ErrorIds.ShardNotFound, FailureKind.ObjectNotFound,
                         $"The index '{index.Path}' lists the shard '{shard}', which is not in '{folder}'.", path,
-                        "Download the missing shard; an interrupted download often leaves one out.");
+                        "Download the missing shard; an interrupted download often leaves one out.", problemCode: ProblemCodes.ShardMissing);
                 var file = SafetensorsFile.Open(path);
                 files.Add(file);
                 byName[shard] = file;
             }
 
+            // The same checks Test-Safetensors makes, so both report the same problem.
+            var problems = new List<SafetensorsProblem>();
+            index.CheckShards(byName.ToDictionary(p => p.Key, p => (IReadOnlyList<SafetensorsTensorInfo>?)p.Value.Header.Tensors, StringComparer.Ordinal), problems);
+            var error = problems.FirstOrDefault(p => p.Severity == ProblemSeverity.Error);
+            if (error is not null)
+                throw new LlamaExportException(ErrorIds.IndexInvalid, FailureKind.InvalidData,
+                    $"The shards in '{folder}' do not match '{index.Path}': {error}.", index.Path,
+                    "The index and the shards come from different downloads; fetch them again together.", problemCode: error.Code);
+
             var tensors = new Dictionary<string, ISourceTensor>(StringComparer.Ordinal);
             foreach (var (name, shard) in index.WeightMap)
             {
-                if (!byName[shard].TryGetTensor(name, out var tensor))
-                    throw new LlamaExportException(ErrorIds.IndexInvalid, FailureKind.InvalidData,
-                        $"The index '{index.Path}' places '{name}' in '{shard}', but that shard has no such tensor.",
-                        System.IO.Path.Combine(folder, shard), "The index and the shards come from different downloads; fetch them again together.");
+                byName[shard].TryGetTensor(name, out var tensor);
                 tensors[name] = tensor;
             }
 
-            return new SafetensorsTensorSource(files, tensors);
+            var warnings = files.SelectMany(WarningsOf)
+                .Concat(problems.Select(p => $"{System.IO.Path.GetFileName(index.Path)}: {p}")).ToList();
+            return new SafetensorsTensorSource(files, tensors, warnings);
         }
         catch
         {
@@ -96,6 +108,9 @@ public sealed class SafetensorsTensorSource : ITensorSource
             throw;
         }
     }
+
+    private static IEnumerable<string> WarningsOf(SafetensorsFile file) =>
+        file.Header.Problems.Where(p => p.Severity == ProblemSeverity.Warning).Select(p => $"{System.IO.Path.GetFileName(file.Path)}: {p}");
 
     public void Dispose()
     {

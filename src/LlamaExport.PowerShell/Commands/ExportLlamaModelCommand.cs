@@ -102,7 +102,7 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
         {
             OutputPath = outputPath,
             Force = Force,
-            Progress = new CallbackProgress(p => pump.Post(() => OnProgress(p, progress))),
+            Progress = new CallbackProgress<ExportProgress>(p => pump.Post(() => OnProgress(p, progress))),
         };
         try
         {
@@ -117,7 +117,7 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
     private void OnProgress(ExportProgress p, ProgressReporter progress)
     {
         if (p.CompletedSection?.ExportPyLine is string line) WriteVerbose(line);
-        progress.Update(p.Fraction, p.Elapsed,
+        progress.Update(p.Fraction,
             $"{p.SectionsCompleted}/{p.SectionCount} tensors, {p.BytesWritten / 1048576.0:N1} of {p.TotalBytes / 1048576.0:N1} MiB",
             p.CompletedSection?.Name, force: p.SectionsCompleted == p.SectionCount);
     }
@@ -136,10 +136,4 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
         1 => $"{modelName}_v1.bin",
         _ => $"{modelName}_q80.bin",
     };
-
-    /// <summary>IProgress that calls straight through on the reporting thread (Progress&lt;T&gt; would need a SynchronizationContext).</summary>
-    private sealed class CallbackProgress(Action<ExportProgress> callback) : IProgress<ExportProgress>
-    {
-        public void Report(ExportProgress value) => callback(value);
-    }
 }

@@ -13,6 +13,7 @@ internal sealed class ProgressReporter
     private readonly Cmdlet _cmdlet;
     private readonly ProgressRecord _record;
     private readonly Stopwatch _sinceLast = new();
+    private readonly Stopwatch _elapsed = Stopwatch.StartNew();
     private bool _started;
 
     public ProgressReporter(Cmdlet cmdlet, int activityId, string activity, string status)
@@ -22,7 +23,7 @@ internal sealed class ProgressReporter
     }
 
     /// <summary>Updates the bar; skips updates closer together than the interval unless forced.</summary>
-    public void Update(double fraction, TimeSpan elapsed, string status, string? currentOperation = null, bool force = false)
+    public void Update(double fraction, string status, string? currentOperation = null, bool force = false)
     {
         if (_started && !force && _sinceLast.Elapsed < Interval) return;
         _started = true;
@@ -31,7 +32,7 @@ internal sealed class ProgressReporter
         _record.StatusDescription = status;
         _record.CurrentOperation = currentOperation;
         _record.PercentComplete = (int)(fraction * 100);
-        _record.SecondsRemaining = fraction > 0.01 ? (int)(elapsed.TotalSeconds * (1 - fraction) / fraction) : -1;
+        _record.SecondsRemaining = fraction > 0.01 ? (int)(_elapsed.Elapsed.TotalSeconds * (1 - fraction) / fraction) : -1;
         _cmdlet.WriteProgress(_record);
     }
 
