@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using LlamaExport.Core.Sources;
 
+
 namespace LlamaExport.Core.Safetensors;
 
 /// <summary>
@@ -32,8 +33,22 @@ public static class SafetensorsHeader
         public bool HasErrors => Problems.Any(p => p.Severity == ProblemSeverity.Error);
     }
 
+    /// <summary>Reads the bytes at an offset into the span, filling it completely.</summary>
+    public delegate void ReadAt(Span<byte> destination, long offset);
+
     /// <summary>Reads and validates the header of an open file of <paramref name="fileLength"/> bytes.</summary>
-    public static Result Read(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long fileLength)
+    public static Result Read(Microsoft.Win32.SafeHandles.SafeFileHandle handle, long fileLength) =>
+        Read(fileLength, (destination, offset) => RandomAccessExtensions.ReadExactly(handle, destination, offset));
+
+    /// <summary>Validates a whole file held in memory (used by the mutation tests).</summary>
+    public static Result Read(ReadOnlyMemory<byte> file) =>
+        Read(file.Length, (destination, offset) => file.Span.Slice((int)offset, destination.Length).CopyTo(destination));
+
+    /// <summary>
+    /// Validates a header read through <paramref name="readAt"/>. Nothing is allocated in proportion to a
+    /// claimed size: the header length is checked against the 100 MB cap and the file before it is read.
+    /// </summary>
+    public static Result Read(long fileLength, ReadAt readAt)
     {
         var problems = new List<SafetensorsProblem>();
         var tensors = new List<SafetensorsTensorInfo>();
@@ -45,7 +60,7 @@ public static class SafetensorsHeader
         }
 
         Span<byte> lengthBytes = stackalloc byte[8];
-        RandomAccessExtensions.ReadExactly(handle, lengthBytes, 0);
+        readAt(lengthBytes, 0);
         ulong rawLength = BitConverter.ToUInt64(lengthBytes);
         if (rawLength > (ulong)MaxHeaderBytes)
         {
@@ -61,7 +76,7 @@ public static class SafetensorsHeader
         }
 
         var json = new byte[headerLength];
-        RandomAccessExtensions.ReadExactly(handle, json, 8);
+        readAt(json, 8);
         Validate(json, fileLength - 8 - headerLength, tensors, metadata, problems);
         return new Result(headerLength, tensors, metadata, problems);
     }
