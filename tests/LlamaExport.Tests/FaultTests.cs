@@ -207,7 +207,7 @@ public partial class FaultTests
 
             return -1;
         });
-        if (!stalled.Wait(TimeSpan.FromSeconds(90)))
+        if (!stalled.Wait(TimeSpan.FromSeconds(90))) // xunit1031: a child process, not an async test, is what is waited for
         {
             child.Kill(entireProcessTree: true);
             Assert.Fail($"the export never reached the point to kill it: {errors}");
