@@ -145,7 +145,7 @@ public partial class FaultTests
         var target = temp["out/model.bin"];
         File.WriteAllText(target, Precious);
         using var plan = new PlanScope(Plan(temp["model"]));
-        int chunks = ExportEngine.Chunk(plan.Plan, 200).Count;
+        int chunks = SectionChunkReader.Chunk(plan.Plan, 200).Count;
         var random = new Random(42);
         for (int i = 0; i < 25; i++)
         {

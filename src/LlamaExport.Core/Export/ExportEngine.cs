@@ -51,35 +51,13 @@ public static class ExportEngine
         };
     }
 
-    /// <summary>The chunks of a plan, in file order.</summary>
-    internal static List<(int Section, long FirstRow, int Rows)> Chunk(ExportPlan plan, int chunkElements)
-    {
-        var work = new List<(int, long, int)>();
-        for (int s = 0; s < plan.Sections.Count; s++)
-        {
-            var section = plan.Sections[s];
-            long rowsPerChunk = Math.Max(1, chunkElements / Math.Max(1, section.RowLength));
-            if (section.Transform == SectionTransform.UnpermuteRotary)
-            {
-                // Whole heads, so the permutation never crosses a chunk.
-                int headSize = (int)(section.Rows / section.PermuteHeads);
-                rowsPerChunk = Math.Max(headSize, rowsPerChunk / headSize * headSize);
-            }
-
-            for (long row = 0; row < section.Rows; row += rowsPerChunk)
-                work.Add((s, row, (int)Math.Min(rowsPerChunk, section.Rows - row)));
-        }
-
-        return work;
-    }
-
     private sealed class ExportRun
     {
         private readonly ExportPlan _plan;
         private readonly ExportOptions _options;
         private readonly IExportOutput _output;
         private readonly Stopwatch _stopwatch;
-        private readonly List<(int Section, long FirstRow, int Rows)> _work;
+        private readonly List<SectionChunk> _work;
         private readonly int[] _chunksLeft;
         private readonly float[] _maxError;
         private readonly bool[] _done;
@@ -97,7 +75,7 @@ public static class ExportEngine
             _options = options;
             _output = output;
             _stopwatch = stopwatch;
-            _work = Chunk(plan, Math.Max(1, options.ChunkElements));
+            _work = SectionChunkReader.Chunk(plan, Math.Max(1, options.ChunkElements));
             int n = plan.Sections.Count;
             _chunksLeft = new int[n];
             foreach (var w in _work) _chunksLeft[w.Section]++;
@@ -117,7 +95,6 @@ public static class ExportEngine
 
         public void Execute(CancellationToken cancellationToken)
         {
-            long maxElements = _work.Count == 0 ? 0 : _work.Max(w => w.Rows * _plan.Sections[w.Section].RowLength);
             int workers = Math.Clamp(_options.MaxDegreeOfParallelism, 1, Math.Max(1, _work.Count));
             using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             ExceptionDispatchInfo? firstFailure = null;
@@ -126,7 +103,7 @@ public static class ExportEngine
             {
                 try
                 {
-                    var buffers = new WorkerBuffers(checked((int)maxElements), _plan.GroupSize);
+                    var buffers = ChunkBuffers.For(_plan, _work);
                     int i;
                     while ((i = Interlocked.Increment(ref _nextWork)) < _work.Count)
                     {
@@ -149,40 +126,13 @@ public static class ExportEngine
             firstFailure?.Throw();
         }
 
-        private void Process((int Section, long FirstRow, int Rows) work, WorkerBuffers buffers)
+        private void Process(SectionChunk work, ChunkBuffers buffers)
         {
             var section = _plan.Sections[work.Section];
-            int n = checked((int)(work.Rows * section.RowLength));
+            var values = SectionChunkReader.Read(_plan, work, buffers, _options.Backend);
+            int n = values.Length;
             long firstElement = work.FirstRow * section.RowLength;
-            Span<float> values = buffers.Values.AsSpan(0, n);
             var backend = _options.Backend;
-
-            if (section.Source is ISourceTensor source)
-            {
-                int elementSize = TensorDTypeInfo.SizeOf(source.DType);
-                var raw = buffers.Raw.AsSpan(0, n * elementSize);
-                source.ReadRows(work.FirstRow, work.Rows, raw);
-                backend.ConvertToFloat32(source.DType, raw, values);
-                int bad = Float32Conversion.IndexOfNonFinite(values);
-                if (bad >= 0)
-                {
-                    long index = firstElement + bad;
-                    throw new LlamaExportException(ErrorIds.NonFiniteWeight, FailureKind.InvalidData,
-                        $"'{source.Name}' in '{source.SourcePath}' holds {values[bad]} at element {index} (row {index / section.RowLength}, column {index % section.RowLength}); a model with NaN or Inf weights cannot run.",
-                        source.SourcePath, "The checkpoint is corrupt; re-download it, or re-save it from a working copy.");
-                }
-
-                if (section.Transform == SectionTransform.UnpermuteRotary)
-                {
-                    var permuted = buffers.Permuted.AsSpan(0, n);
-                    RotaryUnpermute.Apply(values, permuted, (int)(section.Rows / section.PermuteHeads), section.RowLength);
-                    values = permuted;
-                }
-            }
-            else
-            {
-                RopeFrequencies.Fill(_plan.Source.Config.HeadSize, work.FirstRow, values, section.Transform == SectionTransform.RopeSin);
-            }
 
             long written;
             if (section.Encoding == SectionEncoding.Float32)
@@ -250,15 +200,5 @@ public static class ExportEngine
                 });
             }
         }
-    }
-
-    /// <summary>One worker's reusable buffers, sized to the largest chunk.</summary>
-    private sealed class WorkerBuffers(int elements, int groupSize)
-    {
-        public readonly byte[] Raw = new byte[elements * sizeof(float)];
-        public readonly float[] Values = new float[elements];
-        public readonly float[] Permuted = new float[elements];
-        public readonly sbyte[] Codes = new sbyte[elements];
-        public readonly float[] Scales = new float[groupSize > 0 ? elements / groupSize + 1 : 0];
     }
 }

@@ -1,0 +1,82 @@
+using LlamaExport.Core.Errors;
+using LlamaExport.Core.Kernels;
+using LlamaExport.Core.Sources;
+
+namespace LlamaExport.Core.Export;
+
+/// <summary>A bounded run of whole rows of one section; the unit of work of the engine and of the statistics.</summary>
+public readonly record struct SectionChunk(int Section, long FirstRow, int Rows);
+
+/// <summary>One worker's reusable buffers, sized to the largest chunk of a plan.</summary>
+public sealed class ChunkBuffers(int elements, int groupSize)
+{
+    public byte[] Raw { get; } = new byte[elements * sizeof(float)];
+    public float[] Values { get; } = new float[elements];
+    public float[] Permuted { get; } = new float[elements];
+    public sbyte[] Codes { get; } = new sbyte[elements];
+    public float[] Scales { get; } = new float[groupSize > 0 ? elements / groupSize + 1 : 0];
+
+    /// <summary>Buffers for the largest chunk of <paramref name="chunks"/>.</summary>
+    public static ChunkBuffers For(ExportPlan plan, IReadOnlyList<SectionChunk> chunks) =>
+        new(checked((int)(chunks.Count == 0 ? 0 : chunks.Max(c => c.Rows * plan.Sections[c.Section].RowLength))), plan.GroupSize);
+}
+
+/// <summary>
+/// Produces a chunk's float32 values in llama2.c orientation: reads the source rows, widens them, rejects
+/// NaN/Inf (naming the element), and un-permutes q/k rows; or computes the v0 rotary tables.
+/// </summary>
+public static class SectionChunkReader
+{
+    /// <summary>Splits a plan's sections into chunks of about <paramref name="chunkElements"/>, in file order.</summary>
+    public static List<SectionChunk> Chunk(ExportPlan plan, int chunkElements, Func<ExportSection, bool>? include = null)
+    {
+        var work = new List<SectionChunk>();
+        for (int s = 0; s < plan.Sections.Count; s++)
+        {
+            var section = plan.Sections[s];
+            if (include is not null && !include(section)) continue;
+            long rowsPerChunk = Math.Max(1, chunkElements / Math.Max(1, section.RowLength));
+            if (section.Transform == SectionTransform.UnpermuteRotary)
+            {
+                // Whole heads, so the permutation never crosses a chunk.
+                int headSize = (int)(section.Rows / section.PermuteHeads);
+                rowsPerChunk = Math.Max(headSize, rowsPerChunk / headSize * headSize);
+            }
+
+            for (long row = 0; row < section.Rows; row += rowsPerChunk)
+                work.Add(new SectionChunk(s, row, (int)Math.Min(rowsPerChunk, section.Rows - row)));
+        }
+
+        return work;
+    }
+
+    public static Span<float> Read(ExportPlan plan, SectionChunk chunk, ChunkBuffers buffers, IComputeBackend backend)
+    {
+        var section = plan.Sections[chunk.Section];
+        int n = checked((int)(chunk.Rows * section.RowLength));
+        Span<float> values = buffers.Values.AsSpan(0, n);
+        if (section.Source is not ISourceTensor source)
+        {
+            RopeFrequencies.Fill(plan.Source.Config.HeadSize, chunk.FirstRow, values, section.Transform == SectionTransform.RopeSin);
+            return values;
+        }
+
+        int elementSize = TensorDTypeInfo.SizeOf(source.DType);
+        var raw = buffers.Raw.AsSpan(0, n * elementSize);
+        source.ReadRows(chunk.FirstRow, chunk.Rows, raw);
+        backend.ConvertToFloat32(source.DType, raw, values);
+        int bad = Float32Conversion.IndexOfNonFinite(values);
+        if (bad >= 0)
+        {
+            long index = chunk.FirstRow * section.RowLength + bad;
+            throw new LlamaExportException(ErrorIds.NonFiniteWeight, FailureKind.InvalidData,
+                $"'{source.Name}' in '{source.SourcePath}' holds {values[bad]} at element {index} (row {index / section.RowLength}, column {index % section.RowLength}); a model with NaN or Inf weights cannot run.",
+                source.SourcePath, "The checkpoint is corrupt; re-download it, or re-save it from a working copy.");
+        }
+
+        if (section.Transform != SectionTransform.UnpermuteRotary) return values;
+        var permuted = buffers.Permuted.AsSpan(0, n);
+        RotaryUnpermute.Apply(values, permuted, (int)(section.Rows / section.PermuteHeads), section.RowLength);
+        return permuted;
+    }
+}
