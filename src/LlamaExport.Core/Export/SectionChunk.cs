@@ -27,21 +27,23 @@ public sealed class ChunkBuffers(int elements, int groupSize)
 /// </summary>
 public static class SectionChunkReader
 {
-    /// <summary>Splits a plan's sections into chunks of about <paramref name="chunkElements"/>, in file order.</summary>
-    public static List<SectionChunk> Chunk(ExportPlan plan, int chunkElements, Func<ExportSection, bool>? include = null)
+    /// <summary>
+    /// Splits a plan's sections into chunks of about <paramref name="chunkElements"/>, in file order. Chunks hold
+    /// whole heads where rows are permuted, and whole Q8_0 groups of <paramref name="groupSize"/> (which may span
+    /// rows when it does not divide the row length, as in files export.py wrote).
+    /// </summary>
+    public static List<SectionChunk> Chunk(ExportPlan plan, int chunkElements, Func<ExportSection, bool>? include = null, int groupSize = 0)
     {
         var work = new List<SectionChunk>();
         for (int s = 0; s < plan.Sections.Count; s++)
         {
             var section = plan.Sections[s];
             if (include is not null && !include(section)) continue;
+            long align = 1;
+            if (section.Transform == SectionTransform.UnpermuteRotary) align = section.Rows / section.PermuteHeads;
+            if (groupSize > 0) align = Lcm(align, groupSize / Gcd(Math.Max(1, section.RowLength), groupSize));
             long rowsPerChunk = Math.Max(1, chunkElements / Math.Max(1, section.RowLength));
-            if (section.Transform == SectionTransform.UnpermuteRotary)
-            {
-                // Whole heads, so the permutation never crosses a chunk.
-                int headSize = (int)(section.Rows / section.PermuteHeads);
-                rowsPerChunk = Math.Max(headSize, rowsPerChunk / headSize * headSize);
-            }
+            rowsPerChunk = Math.Max(align, rowsPerChunk / align * align);
 
             for (long row = 0; row < section.Rows; row += rowsPerChunk)
                 work.Add(new SectionChunk(s, row, (int)Math.Min(rowsPerChunk, section.Rows - row)));
@@ -49,6 +51,10 @@ public static class SectionChunkReader
 
         return work;
     }
+
+    private static long Gcd(long a, long b) => b == 0 ? a : Gcd(b, a % b);
+
+    private static long Lcm(long a, long b) => a / Gcd(a, b) * b;
 
     public static Span<float> Read(ExportPlan plan, SectionChunk chunk, ChunkBuffers buffers, IComputeBackend backend)
     {
