@@ -153,6 +153,33 @@ public class Q8StatsTests
         Assert.Equal(q.Count(c => c == -5), stats.Histogram[-5 + 128]);
     }
 
+    [Theory]
+    [InlineData(8)]
+    [InlineData(64)]
+    public void Vector_error_sums_agree_with_the_scalar_path(int groupSize)
+    {
+        var random = new Random(groupSize);
+        var w = Enumerable.Range(0, groupSize * 500).Select(_ => (float)(random.NextDouble() * 2 - 1) * (random.Next(10) == 0 ? 0 : 1)).ToArray();
+        var q = new sbyte[w.Length];
+        var s = new float[w.Length / groupSize];
+        Core.Kernels.Q8Kernel.Quantize(w, groupSize, q, s);
+        var vector = new Q8StatsAccumulator();
+        var scalar = new Q8StatsAccumulator { UseVectors = false };
+        foreach (var sums in new[] { vector, scalar })
+        {
+            sums.AddCodes(q, s, groupSize, dequantizedMaximum: true);
+            sums.AddErrors(w, q, s, groupSize);
+        }
+
+        Assert.Equal(scalar.MaxError, vector.MaxError);
+        Assert.Equal(scalar.MaxAbs, vector.MaxAbs);
+        Assert.Equal(scalar.MaxErrorInHalfScales, vector.MaxErrorInHalfScales);
+        Assert.Equal(scalar.Histogram, vector.Histogram);
+        Assert.Equal(scalar.SumAbsError, vector.SumAbsError, scalar.SumAbsError * 1e-6);
+        Assert.Equal(scalar.SumSquaredError, vector.SumSquaredError, scalar.SumSquaredError * 1e-6);
+        Assert.Equal(scalar.SumSquaredWeight, vector.SumSquaredWeight, scalar.SumSquaredWeight * 1e-6);
+    }
+
     private static Dictionary<string, object?> Vars(params (string Name, object? Value)[] pairs) => pairs.ToDictionary(p => p.Name, p => p.Value);
 
     [SkippableFact]

@@ -40,7 +40,7 @@ public static class Q8StatsRunner
                 var codes = buffers.Codes.AsSpan(0, values.Length);
                 var scales = buffers.Scales.AsSpan(0, values.Length / groupSize);
                 options.Backend.QuantizeQ8(values, groupSize, codes, scales);
-                sums.AddCodes(codes, scales, groupSize);
+                sums.AddCodes(codes, scales, groupSize, dequantizedMaximum: false);
                 sums.AddErrors(values, codes, scales, groupSize);
             }, cancellationToken);
             yield return Build(section.Name, section.SourceName, section.Role, section.Layer, section.Rows, section.RowLength, groupSize, Q8StatsSource.Simulated, totals);
@@ -64,7 +64,7 @@ public static class Q8StatsRunner
                 var codes = buffers.Codes.AsSpan(0, n);
                 var scales = buffers.Scales.AsSpan(0, n / groupSize);
                 file.ReadQ8(entry, chunk.FirstRow, codes, scales);
-                sums.AddCodes(codes, scales, groupSize);
+                sums.AddCodes(codes, scales, groupSize, dequantizedMaximum: true);
             }, cancellationToken);
             yield return Build(entry.Name, null, entry.Role, entry.Layer, entry.Rows, entry.Columns, groupSize, Q8StatsSource.File, totals);
         }
@@ -96,7 +96,7 @@ public static class Q8StatsRunner
                 var codes = buffers.Codes.AsSpan(0, values.Length);
                 var scales = buffers.Scales.AsSpan(0, values.Length / groupSize);
                 file.ReadQ8(entry, chunk.FirstRow, codes, scales);
-                sums.AddCodes(codes, scales, groupSize);
+                sums.AddCodes(codes, scales, groupSize, dequantizedMaximum: false);
                 sums.AddErrors(values, codes, scales, groupSize);
             }, cancellationToken);
             yield return Build(entry.Name, section.SourceName, entry.Role, entry.Layer, entry.Rows, entry.Columns, groupSize, Q8StatsSource.Compared, totals);
