@@ -5,6 +5,7 @@
 .DESCRIPTION
     Generates (once, cached outside the repository) a 1.24B-parameter Llama in HuggingFace layout: dim 2048,
     hidden 5504, 22 layers, 16 heads, vocab 32000, untied classifier, BF16, two safetensors shards. Then:
+      Before each step the disk is settled (sync and a one-second pause), so no step pays for the one before.
       1. reads the source files once (the read baseline; the page cache is warm, as it is for the export),
       2. writes and flushes a file as large as the export's output, twice: plainly (one fsync at the end)
          and through the exporter's own output path with no computation; the faster is the write baseline,
@@ -82,13 +83,16 @@ Write-Host ("Machine: {0} cores, {1}; .NET {2}; SIMD path for group size 64: {3}
 Write-Host ("Model: 1.24B parameters, BF16, 2 shards, {0:N2} GiB; output v{1}, {2:N2} GiB" -f ($sourceBytes / 1GB), $Version, ($outputBytes / 1GB))
 
 $rows = foreach ($run in 1..$Runs) {
-    $read = [LlamaExport.Core.Benchmarks.IoBaseline]::Read([string[]]$sources.FullName)
-    $writePlain = [LlamaExport.Core.Benchmarks.IoBaseline]::WritePlain((Join-Path $outDir 'baseline-plain.tmp'), $outputBytes)
-    $writeOurs = [LlamaExport.Core.Benchmarks.IoBaseline]::WriteThroughExporter((Join-Path $outDir 'baseline-writer.bin'), $outputBytes)
+    $io = [LlamaExport.Core.Benchmarks.IoBaseline]
+    $io::Settle(); $read = $io::Read([string[]]$sources.FullName)
+    $io::Settle(); $writePlain = $io::WritePlain((Join-Path $outDir 'baseline-plain.tmp'), $outputBytes)
+    $io::Settle(); $writeOurs = $io::WriteThroughExporter((Join-Path $outDir 'baseline-writer.bin'), $outputBytes)
+    $io::Settle()
     # The stricter baseline: whichever way of writing was faster this run.
     $write = [Math]::Min($writePlain, $writeOurs)
     $export = Invoke-Export
     Remove-Item $target -ErrorAction Ignore
+    $io::Settle()
     $stats = if ($Version -eq 2) { Invoke-Stats }
     [pscustomobject]@{
         Run             = $run

@@ -11,6 +11,19 @@ public static class IoBaseline
 {
     private const int BufferBytes = 8 << 20;
 
+    /// <summary>
+    /// Lets the disk finish what earlier steps left in the page cache (sync, then a pause), so that no
+    /// measurement pays for the writeback of the one before it.
+    /// </summary>
+    public static void Settle()
+    {
+        if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()) Sync();
+        Thread.Sleep(1000);
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "sync")]
+    private static extern void Sync();
+
     /// <summary>Seconds to read the files once, sequentially.</summary>
     public static double Read(IEnumerable<string> files)
     {

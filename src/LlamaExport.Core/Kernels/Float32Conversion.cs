@@ -37,6 +37,7 @@ public static class Float32Conversion
         else BFloat16ToFloat32Scalar(source, destination);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void BFloat16ToFloat32Vector512(ReadOnlySpan<ushort> source, Span<float> destination)
     {
         ref ushort s = ref MemoryMarshal.GetReference(source);
@@ -52,6 +53,7 @@ public static class Float32Conversion
         BFloat16ToFloat32Scalar(source[i..], destination[i..]);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void BFloat16ToFloat32Vector256(ReadOnlySpan<ushort> source, Span<float> destination)
     {
         ref ushort s = ref MemoryMarshal.GetReference(source);
@@ -67,11 +69,13 @@ public static class Float32Conversion
         BFloat16ToFloat32Scalar(source[i..], destination[i..]);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void BFloat16ToFloat32Scalar(ReadOnlySpan<ushort> source, Span<float> destination)
     {
         for (int i = 0; i < source.Length; i++) destination[i] = BitConverter.Int32BitsToSingle(source[i] << 16);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Float16ToFloat32(ReadOnlySpan<ushort> source, Span<float> destination)
     {
         if (destination.Length < source.Length) throw new ArgumentException("destination is too short.", nameof(destination));
@@ -79,6 +83,7 @@ public static class Float32Conversion
     }
 
     /// <summary>The index of the first NaN or ±Inf, or -1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static int IndexOfNonFinite(ReadOnlySpan<float> values)
     {
         const uint exponentMask = 0x7F80_0000;

@@ -20,6 +20,9 @@ public static class Q8Kernel
 {
     public const int MaxCode = 127;
 
+    // The hot methods here are marked AggressiveOptimization: an export is over in seconds, and tiered
+    // compilation would otherwise run the first few hundred milliseconds of it through unoptimized code.
+
     /// <summary>Which implementation <see cref="Quantize"/> would use for a group size on this CPU.</summary>
     public static string SelectedPath(int groupSize) =>
         Vector512.IsHardwareAccelerated && groupSize % Vector512<float>.Count == 0 ? "Vector512"
@@ -31,6 +34,7 @@ public static class Q8Kernel
     /// Quantizes whole groups: <paramref name="values"/>.Length must be a multiple of <paramref name="groupSize"/>.
     /// Returns the largest |q·scale − w| over all groups.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Quantize(ReadOnlySpan<float> values, int groupSize, Span<sbyte> codes, Span<float> scales)
     {
         CheckArguments(values, groupSize, codes, scales);
@@ -41,6 +45,7 @@ public static class Q8Kernel
     }
 
     /// <summary>The reference implementation, one element at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float QuantizeScalar(ReadOnlySpan<float> values, int groupSize, Span<sbyte> codes, Span<float> scales)
     {
         CheckArguments(values, groupSize, codes, scales);
@@ -64,6 +69,7 @@ public static class Q8Kernel
         return maxError;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float QuantizeVector512(ReadOnlySpan<float> values, int groupSize, Span<sbyte> codes, Span<float> scales)
     {
         ref float x = ref MemoryMarshal.GetReference(values);
@@ -106,6 +112,7 @@ public static class Q8Kernel
         return maxError;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float QuantizeVector256(ReadOnlySpan<float> values, int groupSize, Span<sbyte> codes, Span<float> scales)
     {
         ref float x = ref MemoryMarshal.GetReference(values);
@@ -165,6 +172,7 @@ public static class Q8Kernel
         return qi;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float QuantizeVector128(ReadOnlySpan<float> values, int groupSize, Span<sbyte> codes, Span<float> scales)
     {
         ref float x = ref MemoryMarshal.GetReference(values);

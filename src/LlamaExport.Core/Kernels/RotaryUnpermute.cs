@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace LlamaExport.Core.Kernels;
 
 /// <summary>
@@ -10,6 +11,7 @@ public static class RotaryUnpermute
     /// Permutes a block of whole heads: <paramref name="source"/> holds a multiple of
     /// <paramref name="headSize"/> rows of <paramref name="rowLength"/> elements, starting on a head boundary.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Apply(ReadOnlySpan<float> source, Span<float> destination, int headSize, long rowLength)
     {
         if (headSize <= 0 || headSize % 2 != 0) throw new ArgumentOutOfRangeException(nameof(headSize), "head_size must be even.");

@@ -27,6 +27,7 @@ internal sealed class Q8StatsAccumulator
     internal bool UseVectors = true;
 
     /// <summary>What the codes and scales alone say; the dequantized maximum only when no source is at hand.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void AddCodes(ReadOnlySpan<sbyte> codes, ReadOnlySpan<float> scales, int groupSize, bool dequantizedMaximum)
     {
         Elements += codes.Length;
@@ -53,6 +54,7 @@ internal sealed class Q8StatsAccumulator
     /// The errors against the source weights. Each error is |q·scale − w| in float32, as export.py computes it,
     /// so MaxError matches it exactly; the sums are kept per group in float and carried in double.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void AddErrors(ReadOnlySpan<float> weights, ReadOnlySpan<sbyte> codes, ReadOnlySpan<float> scales, int groupSize)
     {
         HasErrors = true;
