@@ -12,6 +12,7 @@
     FormatsToProcess       = @('LlamaExport.format.ps1xml')
     CmdletsToExport        = @(
         'Export-LlamaModel'
+        'Get-ExportMemoryPlan'
         'Get-Q8Stats'
         'Test-Safetensors'
     )

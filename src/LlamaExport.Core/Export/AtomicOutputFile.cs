@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using LlamaExport.Core.Errors;
+using LlamaExport.Core.Platform;
 
 namespace LlamaExport.Core.Export;
 
@@ -12,22 +13,24 @@ public sealed class AtomicOutputFile : IExportOutput
 {
     private const string TempSuffix = ".llamaexport-tmp";
 
-    /// <summary>Start writing dirty pages back after this many bytes, so the final flush is short.</summary>
-    private const long WritebackInterval = 128L << 20;
-
     private readonly FileStream _stream;
     private readonly bool _force;
+    private readonly long _writebackInterval;
+    private readonly bool _releasePageCache;
     private bool _committed;
     private long _written;
-    private long _nextWriteback = WritebackInterval;
+    private long _nextWriteback;
     private Task _writeback = Task.CompletedTask;
 
-    private AtomicOutputFile(string targetPath, string tempPath, FileStream stream, bool force)
+    private AtomicOutputFile(string targetPath, string tempPath, FileStream stream, bool force, long writebackInterval, bool releasePageCache)
     {
         TargetPath = targetPath;
         TempPath = tempPath;
         _stream = stream;
         _force = force;
+        _writebackInterval = writebackInterval;
+        _nextWriteback = writebackInterval;
+        _releasePageCache = releasePageCache;
     }
 
     public string TargetPath { get; }
@@ -35,9 +38,11 @@ public sealed class AtomicOutputFile : IExportOutput
 
     /// <summary>
     /// Creates the temporary file with <paramref name="size"/> bytes reserved, after checking that the target
-    /// may be written and that the disk has room.
+    /// may be written and that the disk has room. Every <paramref name="writebackInterval"/> bytes the output is
+    /// flushed in the background, so the final flush is short; with <paramref name="releasePageCache"/> the
+    /// flushed pages then leave the page cache.
     /// </summary>
-    public static AtomicOutputFile Create(string targetPath, long size, bool force)
+    public static AtomicOutputFile Create(string targetPath, long size, bool force, long writebackInterval = 128L << 20, bool releasePageCache = false)
     {
         targetPath = Path.GetFullPath(targetPath);
         var directory = Path.GetDirectoryName(targetPath)!;
@@ -55,7 +60,7 @@ public sealed class AtomicOutputFile : IExportOutput
                 BufferSize = 0,
                 PreallocationSize = size,
             });
-            return new AtomicOutputFile(targetPath, tempPath, stream, force);
+            return new AtomicOutputFile(targetPath, tempPath, stream, force, writebackInterval, releasePageCache);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -123,13 +128,16 @@ public sealed class AtomicOutputFile : IExportOutput
         lock (_stream)
         {
             if (!_writeback.IsCompleted || written < _nextWriteback) return;
-            _nextWriteback = written + WritebackInterval;
+            _nextWriteback = written + _writebackInterval;
             var handle = _stream.SafeFileHandle;
+            bool release = _releasePageCache;
             _writeback = Task.Run(() =>
             {
                 try
                 {
                     RandomAccess.FlushToDisk(handle);
+                    // Written back, the pages are clean and can go; later writes land beyond most of them.
+                    if (release) PageCache.Release(handle, 0, written);
                 }
                 catch (Exception e) when (e is IOException or ObjectDisposedException)
                 {

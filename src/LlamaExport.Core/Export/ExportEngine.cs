@@ -21,7 +21,9 @@ public static class ExportEngine
                 "llama2.c files are little-endian and this host is big-endian.", null, "Run the export on a little-endian machine.");
 
         var stopwatch = Stopwatch.StartNew();
-        using var output = options.OutputFactory(options.OutputPath, plan.TotalBytes, options.Force);
+        using var output = options.OutputFactory is { } factory
+            ? factory(options.OutputPath, plan.TotalBytes, options.Force)
+            : AtomicOutputFile.Create(options.OutputPath, plan.TotalBytes, options.Force, options.WritebackInterval, options.ReleasePageCache);
         output.Write(plan.Header, 0);
 
         var run = new ExportRun(plan, options, output, stopwatch);
@@ -129,7 +131,7 @@ public static class ExportEngine
         private void Process(SectionChunk work, ChunkBuffers buffers)
         {
             var section = _plan.Sections[work.Section];
-            var values = SectionChunkReader.Read(_plan, work, buffers, _options.Backend);
+            var values = SectionChunkReader.Read(_plan, work, buffers, _options.Backend, _options.ReleasePageCache);
             int n = values.Length;
             long firstElement = work.FirstRow * section.RowLength;
             var backend = _options.Backend;

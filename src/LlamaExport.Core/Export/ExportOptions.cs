@@ -2,7 +2,7 @@ using LlamaExport.Core.Kernels;
 
 namespace LlamaExport.Core.Export;
 
-public sealed class ExportOptions
+public sealed record ExportOptions
 {
     public required string OutputPath { get; init; }
 
@@ -19,6 +19,23 @@ public sealed class ExportOptions
 
     public IProgress<ExportProgress>? Progress { get; init; }
 
-    /// <summary>Creates the output; by default a temporary file renamed into place on success.</summary>
-    public ExportOutputFactory OutputFactory { get; init; } = AtomicOutputFile.Create;
+    /// <summary>Give the page cache back as the export goes (source rows once read, output once written back).</summary>
+    public bool ReleasePageCache { get; init; }
+
+    /// <summary>Bytes written between background flushes of the output.</summary>
+    public long WritebackInterval { get; init; } = 128L << 20;
+
+    /// <summary>Creates the output; by default (null) a temporary file renamed into place on success.</summary>
+    public ExportOutputFactory? OutputFactory { get; init; }
+
+    /// <summary>Options sized by a memory mode or budget.</summary>
+    public static ExportOptions From(MemorySettings settings, string outputPath, bool force) => new()
+    {
+        OutputPath = outputPath,
+        Force = force,
+        MaxDegreeOfParallelism = settings.Workers,
+        ChunkElements = settings.ChunkElements,
+        ReleasePageCache = settings.ReleasePageCache,
+        WritebackInterval = settings.WritebackInterval,
+    };
 }

@@ -39,11 +39,8 @@ public static class SectionChunkReader
         {
             var section = plan.Sections[s];
             if (include is not null && !include(section)) continue;
-            long align = 1;
-            if (section.Transform == SectionTransform.UnpermuteRotary) align = section.Rows / section.PermuteHeads;
-            if (groupSize > 0) align = Lcm(align, groupSize / Gcd(Math.Max(1, section.RowLength), groupSize));
-            long rowsPerChunk = Math.Max(1, chunkElements / Math.Max(1, section.RowLength));
-            rowsPerChunk = Math.Max(align, rowsPerChunk / align * align);
+            long align = section.Transform == SectionTransform.UnpermuteRotary ? section.Rows / section.PermuteHeads : 1;
+            long rowsPerChunk = RowsPerChunk(section.Rows, section.RowLength, align, chunkElements, groupSize);
 
             for (long row = 0; row < section.Rows; row += rowsPerChunk)
                 work.Add(new SectionChunk(s, row, (int)Math.Min(rowsPerChunk, section.Rows - row)));
@@ -52,11 +49,23 @@ public static class SectionChunkReader
         return work;
     }
 
+    /// <summary>
+    /// Rows per chunk: about <paramref name="chunkElements"/>, a multiple of <paramref name="align"/> rows (whole heads),
+    /// and whole groups of <paramref name="groupSize"/> elements.
+    /// </summary>
+    public static long RowsPerChunk(long rows, long rowLength, long align, int chunkElements, int groupSize)
+    {
+        if (groupSize > 0) align = Lcm(align, groupSize / Gcd(Math.Max(1, rowLength), groupSize));
+        long perChunk = Math.Max(1, chunkElements / Math.Max(1, rowLength));
+        return Math.Min(Math.Max(align, perChunk / align * align), Math.Max(rows, 1));
+    }
+
     private static long Gcd(long a, long b) => b == 0 ? a : Gcd(b, a % b);
 
     private static long Lcm(long a, long b) => a / Gcd(a, b) * b;
 
-    public static Span<float> Read(ExportPlan plan, SectionChunk chunk, ChunkBuffers buffers, IComputeBackend backend)
+    /// <param name="releaseSource">Drop the rows from the page cache once read (UltraLowMemory).</param>
+    public static Span<float> Read(ExportPlan plan, SectionChunk chunk, ChunkBuffers buffers, IComputeBackend backend, bool releaseSource = false)
     {
         var section = plan.Sections[chunk.Section];
         int n = checked((int)(chunk.Rows * section.RowLength));
@@ -70,6 +79,7 @@ public static class SectionChunkReader
         int elementSize = TensorDTypeInfo.SizeOf(source.DType);
         var raw = buffers.Raw.AsSpan(0, n * elementSize);
         source.ReadRows(chunk.FirstRow, chunk.Rows, raw);
+        if (releaseSource) source.ReleaseCachedRows(chunk.FirstRow, chunk.Rows);
         backend.ConvertToFloat32(source.DType, raw, values);
         int bad = Float32Conversion.IndexOfNonFinite(values);
         if (bad >= 0)

@@ -1,4 +1,5 @@
 using LlamaExport.Core.Errors;
+using LlamaExport.Core.Platform;
 using LlamaExport.Core.Sources;
 using Microsoft.Win32.SafeHandles;
 
@@ -140,5 +141,8 @@ public sealed class SafetensorsFile : IDisposable
                     "The file changed or was truncated after it was validated; re-download it.", e);
             }
         }
+
+        public void ReleaseCachedRows(long firstRow, int rowCount) =>
+            PageCache.Release(_file._handle, _file.Header.DataStart + _info.Begin + firstRow * RowLength * _elementSize, (long)rowCount * RowLength * _elementSize);
     }
 }

@@ -22,6 +22,11 @@ public interface ISourceTensor
     /// <paramref name="destination"/>, which holds exactly rowCount × RowLength × element size bytes.
     /// </summary>
     void ReadRows(long firstRow, int rowCount, Span<byte> destination);
+
+    /// <summary>Lets the page cache drop rows already read (UltraLowMemory); a hint, so the default does nothing.</summary>
+    void ReleaseCachedRows(long firstRow, int rowCount)
+    {
+    }
 }
 
 /// <summary>A set of named tensors, as one checkpoint (possibly sharded) presents them.</summary>

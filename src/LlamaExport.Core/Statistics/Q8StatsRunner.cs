@@ -141,14 +141,11 @@ public static class Q8StatsRunner
     /// <summary>Whole rows, aligned so every chunk holds whole groups.</summary>
     private static List<SectionChunk> FileChunks(Llama2cLayoutEntry entry, int chunkElements, int groupSize)
     {
-        long align = groupSize / Gcd(entry.Columns, groupSize);
-        long rows = Math.Max(align, Math.Max(1, chunkElements / entry.Columns) / align * align);
+        long rows = SectionChunkReader.RowsPerChunk(entry.Rows, entry.Columns, 1, chunkElements, groupSize);
         var chunks = new List<SectionChunk>();
         for (long row = 0; row < entry.Rows; row += rows) chunks.Add(new SectionChunk(0, row, (int)Math.Min(rows, entry.Rows - row)));
         return chunks;
     }
-
-    private static long Gcd(long a, long b) => b == 0 ? a : Gcd(b, a % b);
 
     /// <summary>Runs a tensor's chunks on the workers, each with its own buffers (reused across tensors) and sums.</summary>
     private static Q8StatsAccumulator RunParallel(IReadOnlyList<SectionChunk> chunks, Q8StatsOptions options, ConcurrentBag<ChunkBuffers> pool,

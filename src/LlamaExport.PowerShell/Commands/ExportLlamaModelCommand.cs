@@ -2,6 +2,7 @@ using System.Management.Automation;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Model;
+using LlamaExport.Core.Planning;
 using LlamaExport.PowerShell.Infrastructure;
 
 namespace LlamaExport.PowerShell.Commands;
@@ -44,7 +45,16 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
     [ValidateRange(1, 1 << 20)]
     public int GroupSize { get; set; } = GroupSizeRule.DefaultGroupSize;
 
-    /// <summary>Replace an existing output file.</summary>
+    /// <summary>Default (a worker per core), LowMemory (one worker, small chunks) or UltraLowMemory (minimal chunks, page cache released).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public MemoryMode MemoryMode { get; set; } = MemoryMode.Default;
+
+    /// <summary>A memory budget in bytes for the whole process; sizes the chunks and the workers to fit it.</summary>
+    [Parameter]
+    [ValidateRange(1, long.MaxValue)]
+    public long MemoryLimit { get; set; }
+
+    /// <summary>Replace an existing output file, and start even when the memory estimate does not fit.</summary>
     [Parameter]
     public SwitchParameter Force { get; set; }
 
@@ -77,7 +87,8 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
 
             // Refuse before the work starts, not after it.
             AtomicOutputFile.CheckTarget(outputPath, plan.TotalBytes, Force);
-            var result = Run(plan, outputPath);
+            var settings = MemorySettingsFor(source, plan.GroupSize);
+            var result = Run(plan, outputPath, settings);
             WriteObject(result);
         }
         catch (LlamaExportException e)
@@ -94,14 +105,35 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
         }
     }
 
-    private ExportResult Run(ExportPlan plan, string outputPath)
+    /// <summary>The mode's (or the budget's) settings, refusing to start when they would not fit in memory, unless -Force.</summary>
+    private MemorySettings MemorySettingsFor(ModelSource source, int groupSize)
+    {
+        bool limited = MyInvocation.BoundParameters.ContainsKey(nameof(MemoryLimit));
+        var settings = limited
+            ? MemoryEstimator.ForLimit(MemoryLimit, source.Config, source.RotaryPermuted, groupSize)
+            : MemorySettings.For(MemoryMode);
+        long estimate = MemoryEstimator.Estimate(source.Config, settings, source.RotaryPermuted, groupSize);
+        WriteVerbose($"Memory: {(limited ? $"a {MemoryLimit / 1048576.0:N0} MiB budget" : settings.Mode.ToString())}: {settings.Workers} worker(s), chunks of about {settings.ChunkElements:N0} elements" +
+            $"{(settings.ReleasePageCache ? ", page cache released as it goes" : "")}; estimated peak {estimate / 1048576.0:N0} MiB.");
+        var (_, available, _) = MemoryPlanner.MachineMemory();
+        if (!limited && !MemoryPlanner.FitsIn(estimate, available))
+        {
+            var message = $"{settings.Mode} needs about {estimate / 1048576.0:N0} MiB plus headroom, and only {(available ?? 0) / 1048576.0:N0} MiB is available.";
+            if (!Force)
+                throw new LlamaExportException("InsufficientMemory", FailureKind.ResourceUnavailable, message, source.ModelPath,
+                    "Use -MemoryMode LowMemory or UltraLowMemory (Get-ExportMemoryPlan recommends one), close other programs, or add -Force to start anyway.");
+            WriteWarning($"{source.Name}: {message} Starting anyway because of -Force.");
+        }
+
+        return settings;
+    }
+
+    private ExportResult Run(ExportPlan plan, string outputPath, MemorySettings settings)
     {
         var pump = new PipelineThreadPump();
         var progress = new ProgressReporter(this, 1, $"Exporting {plan.Source.Name}", "Starting");
-        var options = new ExportOptions
+        var options = ExportOptions.From(settings, outputPath, Force) with
         {
-            OutputPath = outputPath,
-            Force = Force,
             Progress = new CallbackProgress<ExportProgress>(p => pump.Post(() => OnProgress(p, progress))),
         };
         try

@@ -1,0 +1,154 @@
+using LlamaExport.Core.Errors;
+using LlamaExport.Core.Export;
+using LlamaExport.Core.Kernels;
+using LlamaExport.Core.Llama2c;
+using LlamaExport.Core.Model;
+using LlamaExport.Core.Platform;
+using LlamaExport.Core.Safetensors;
+using LlamaExport.Core.Sources;
+
+namespace LlamaExport.Core.Planning;
+
+/// <summary>Builds <see cref="ExportMemoryPlan"/>s from a model folder, or from a config.json alone.</summary>
+public static class MemoryPlanner
+{
+    /// <summary>How the machine's memory is read; tests replace it to play a smaller machine.</summary>
+    internal static Func<(long Total, long? Available, string Method)> ReadMemory = SystemMemory.Read;
+
+    /// <summary>The machine's (total, available) memory, as the plans see it.</summary>
+    public static (long Total, long? Available, string Method) MachineMemory() => ReadMemory();
+
+    /// <summary>Headroom kept free for the rest of the machine: the estimate × 1.25 plus 256 MiB must be available.</summary>
+    public static bool FitsIn(long estimate, long? available) => available is not long a || estimate * 5 / 4 + (256L << 20) <= a;
+
+    public static ExportMemoryPlan FromModel(string modelPath, int version, int groupSize, string outputDirectory, CancellationToken cancellationToken = default)
+    {
+        using var source = ModelSourceLoader.Open(modelPath);
+        var plan = ExportPlanner.Create(source, version, groupSize, cancellationToken: cancellationToken);
+        var warnings = source.Warnings.ToList();
+        if (plan.GroupSizeBackoffReason is not null) warnings.Add(plan.GroupSizeBackoffReason);
+        var ignored = Directory.EnumerateFiles(modelPath, "*.bin").Concat(Directory.EnumerateFiles(modelPath, "*.pth")).Select(Path.GetFileName).ToList();
+        if (ignored.Count > 0)
+            warnings.Add($"The folder also holds {string.Join(", ", ignored.Take(3))}{(ignored.Count > 3 ? ", …" : "")}; the safetensors weights are used, since they are validated and read without unpickling.");
+
+        var dtype = source.Tensors.TensorNames.Select(n => source.Tensors.TryGetTensor(n, out var t) ? t : null).Where(t => t is not null)
+            .GroupBy(t => t!.DType).OrderByDescending(g => g.Sum(t => t!.ElementCount * TensorDTypeInfo.SizeOf(t.DType))).First().Key;
+        return Build(source.ModelPath, source.Name, source.Config, fromConfigOnly: false, FormatName(source.Format), hasSafetensors: true,
+            TensorDTypeInfo.ShortName(dtype), source.Tensors.DataBytes, source.Tensors.Files.Count, version, groupSize, plan.GroupSize,
+            plan.GroupSizeBackoffReason, plan.SharedClassifier, plan.TotalBytes, source.RotaryPermuted, outputDirectory, warnings);
+    }
+
+    /// <summary>Plans from config.json alone, before downloading the weights.</summary>
+    public static ExportMemoryPlan FromConfig(string configPath, TensorDType sourceDType, int version, int groupSize, string outputDirectory)
+    {
+        var warnings = new List<string>();
+        var config = HuggingFaceConfig.Read(configPath, warnings);
+        if (!ExportPlanner.SupportedVersions.Contains(version))
+            throw new LlamaExportException(ErrorIds.InvalidVersion, FailureKind.InvalidArgument, $"llama2.c has no version {version} format.", configPath, "Use -Version 0, 1 or 2.");
+        int effective = 0;
+        string? backoff = null;
+        if (version == 2) (effective, backoff) = GroupSizeRule.Resolve(groupSize, config.Dim, config.HiddenDim);
+        if (backoff is not null) warnings.Add(backoff);
+        bool shared = config.TieWordEmbeddings;
+        warnings.Add("Planned from config.json alone: sizes assume the classifier is " + (shared ? "tied" : "separate") + " as tie_word_embeddings says, and the weights are " + TensorDTypeInfo.ShortName(sourceDType) + ".");
+        long parameters = config.ParameterCount(shared);
+        var folder = Path.GetDirectoryName(Path.GetFullPath(configPath))!;
+        return Build(folder, Path.GetFileName(folder), config, fromConfigOnly: true, "HuggingFace (config only)", hasSafetensors: SafetensorsTensorSource.IsPresent(folder),
+            TensorDTypeInfo.ShortName(sourceDType), parameters * TensorDTypeInfo.SizeOf(sourceDType), 0, version, groupSize, effective, backoff, shared,
+            Llama2cLayout.FileSize(version, config, shared, effective), rotaryPermuted: true, outputDirectory, warnings);
+    }
+
+    /// <summary>The estimates for one model shape, for every mode.</summary>
+    public static IReadOnlyList<ModeEstimate> Estimate(LlamaModelConfig config, bool rotaryPermuted, int groupSize, long? available) =>
+        Enum.GetValues<MemoryMode>().Select(mode =>
+        {
+            var settings = MemorySettings.For(mode);
+            long peak = MemoryEstimator.Estimate(config, settings, rotaryPermuted, groupSize);
+            return new ModeEstimate
+            {
+                Mode = mode,
+                PeakBytes = peak,
+                BoundBytes = MemoryEstimator.Bound(mode),
+                Workers = settings.Workers,
+                ChunkElements = settings.ChunkElements,
+                ReleasesPageCache = settings.ReleasePageCache,
+                Fits = FitsIn(peak, available),
+            };
+        }).ToList();
+
+    private static ExportMemoryPlan Build(string modelPath, string name, LlamaModelConfig config, bool fromConfigOnly, string format, bool hasSafetensors,
+        string dtype, long sourceBytes, int shards, int version, int groupSize, int effectiveGroupSize, string? backoff, bool shared, long outputBytes,
+        bool rotaryPermuted, string outputDirectory, List<string> warnings)
+    {
+        var (total, available, method) = ReadMemory();
+        if (available is null) warnings.Add($"This OS gives no figure for available memory ({method}); the plan assumes the estimates fit.");
+        long? freeDisk = Directory.Exists(outputDirectory) ? AtomicOutputFile.FreeBytes(outputDirectory) : null;
+        if (!Directory.Exists(outputDirectory)) warnings.Add($"The output folder '{outputDirectory}' does not exist yet; create it before exporting.");
+
+        var estimates = Estimate(config, rotaryPermuted, effectiveGroupSize, available);
+        var fitting = estimates.FirstOrDefault(e => e.Fits);
+        string? reason = null;
+        bool fits = true;
+        if (fitting is null)
+        {
+            fits = false;
+            var smallest = estimates.MinBy(e => e.PeakBytes)!;
+            reason = $"Even {smallest.Mode} needs about {Mib(smallest.PeakBytes)} MiB plus headroom, and only {Mib(available ?? 0)} MiB is available. Close other programs, or export on a larger machine.";
+        }
+
+        if (freeDisk is long free && free < outputBytes)
+        {
+            fits = false;
+            reason = (reason is null ? "" : reason + " ") + $"The output needs {outputBytes:N0} bytes but only {free:N0} are free at '{outputDirectory}'. Free some space or choose another -OutputDirectory.";
+        }
+
+        var recommended = fitting?.Mode ?? MemoryMode.UltraLowMemory;
+        var command = $"Export-LlamaModel -ModelPath '{modelPath.Replace("'", "''")}' -Version {version}"
+            + (version == 2 ? $" -GroupSize {groupSize}" : "") + $" -MemoryMode {recommended} -OutputDirectory '{outputDirectory.Replace("'", "''")}'";
+        return new ExportMemoryPlan
+        {
+            ModelPath = modelPath,
+            Name = name,
+            Architecture = config.Architecture,
+            Layers = config.Layers,
+            Dim = config.Dim,
+            HiddenDim = config.HiddenDim,
+            Heads = config.Heads,
+            KvHeads = config.KvHeads,
+            VocabSize = config.VocabSize,
+            Parameters = config.ParameterCount(shared),
+            FromConfigOnly = fromConfigOnly,
+            SourceFormat = format,
+            HasSafetensors = hasSafetensors,
+            SourceDType = dtype,
+            SourceBytes = sourceBytes,
+            ShardCount = shards,
+            Version = version,
+            GroupSize = groupSize,
+            EffectiveGroupSize = effectiveGroupSize,
+            GroupSizeBackoffReason = backoff,
+            SharedClassifier = shared,
+            OutputBytes = outputBytes,
+            OutputDirectory = outputDirectory,
+            TotalMemoryBytes = total,
+            AvailableMemoryBytes = available,
+            MemorySource = method,
+            FreeDiskBytes = freeDisk,
+            Devices = [$"cpu: managed SIMD ({Q8Kernel.SelectedPath(64)}), {Environment.ProcessorCount} cores"],
+            Estimates = estimates,
+            RecommendedMode = recommended,
+            Fits = fits,
+            FitsReason = reason,
+            Warnings = warnings,
+            Command = command,
+        };
+    }
+
+    private static string FormatName(SourceFormat format) => format switch
+    {
+        Model.SourceFormat.HuggingFaceSafetensors => "HuggingFace safetensors",
+        _ => format.ToString(),
+    };
+
+    private static string Mib(long bytes) => (bytes / 1048576.0).ToString("N0", System.Globalization.CultureInfo.InvariantCulture);
+}

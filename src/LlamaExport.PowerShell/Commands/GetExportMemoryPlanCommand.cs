@@ -1,0 +1,96 @@
+using System.Management.Automation;
+using LlamaExport.Core.Errors;
+using LlamaExport.Core.Export;
+using LlamaExport.Core.Planning;
+using LlamaExport.Core.Sources;
+using LlamaExport.PowerShell.Infrastructure;
+
+namespace LlamaExport.PowerShell.Commands;
+
+/// <summary>
+/// Get-ExportMemoryPlan: can this model be exported here, and how? Sizes, each memory mode's estimated peak,
+/// the machine's memory and disk, and the command to run — before anything is written.
+/// </summary>
+[Cmdlet(VerbsCommon.Get, "ExportMemoryPlan", DefaultParameterSetName = ModelSet)]
+[OutputType(typeof(ExportMemoryPlan))]
+public sealed class GetExportMemoryPlanCommand : PSCmdlet
+{
+    private const string ModelSet = "Model";
+    private const string ConfigSet = "Config";
+
+    /// <summary>Model folders to plan.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = ModelSet)]
+    [Alias("FullName", "PSPath", "LP")]
+    [ValidateNotNullOrEmpty]
+    public string[] ModelPath { get; set; } = [];
+
+    /// <summary>A config.json alone: plan before downloading the weights.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = ConfigSet)]
+    [ValidateNotNullOrEmpty]
+    public string ConfigPath { get; set; } = "";
+
+    /// <summary>The dtype the weights will be downloaded in (with -ConfigPath).</summary>
+    [Parameter(ParameterSetName = ConfigSet)]
+    [ValidateSet("F32", "F16", "BF16", IgnoreCase = true)]
+    public string SourceDType { get; set; } = "BF16";
+
+    /// <summary>The llama2.c version to plan for.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateSet("0", "1", "2")]
+    public int Version { get; set; } = 2;
+
+    /// <summary>The requested Q8_0 group size.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateRange(1, 1 << 20)]
+    public int GroupSize { get; set; } = GroupSizeRule.DefaultGroupSize;
+
+    /// <summary>Where the output would go, to check free disk; the current folder by default.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? OutputDirectory { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var output = PathResolution.ToFileSystemPath(this, OutputDirectory ?? ".");
+        if (ParameterSetName == ConfigSet)
+        {
+            Plan(ConfigPath, path => MemoryPlanner.FromConfig(path, Enum.Parse<TensorDType>(SourceDType switch
+            {
+                "F32" or "f32" => "Float32",
+                "F16" or "f16" => "Float16",
+                _ => "BFloat16",
+            }), Version, GroupSize, output));
+            return;
+        }
+
+        foreach (var model in ModelPath)
+        {
+            if (Stopping) return;
+            Plan(model, path => MemoryPlanner.FromModel(path, Version, GroupSize, output, PipelineStopToken));
+        }
+    }
+
+    private void Plan(string input, Func<string, ExportMemoryPlan> make)
+    {
+        string target = input;
+        try
+        {
+            target = PathResolution.ToFileSystemPath(this, input);
+            var plan = make(target);
+            foreach (var warning in plan.Warnings) WriteWarning($"{plan.Name}: {warning}");
+            if (!plan.Fits) WriteWarning($"{plan.Name}: does not fit: {plan.FitsReason}");
+            WriteObject(plan);
+        }
+        catch (LlamaExportException e)
+        {
+            WriteError(ErrorRecords.From(e, target));
+        }
+        catch (OperationCanceledException) when (Stopping)
+        {
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            WriteError(ErrorRecords.Unexpected(e, "PlanFailed", target));
+        }
+    }
+}
