@@ -29,6 +29,8 @@ public static class ExportEngine
         var run = new ExportRun(plan, options, output, stopwatch);
         run.Execute(cancellationToken);
         output.Commit();
+        // Chunk by chunk most of the source left the page cache; what straddled chunk edges goes now.
+        if (options.ReleasePageCache) plan.Source.Tensors.ReleaseCachedData();
         stopwatch.Stop();
 
         var reports = run.Reports;
@@ -78,6 +80,15 @@ public static class ExportEngine
             _output = output;
             _stopwatch = stopwatch;
             _work = SectionChunkReader.Chunk(plan, Math.Max(1, options.ChunkElements));
+            if (options.ReleasePageCache)
+            {
+                // Read the source in file order, so the page cache can be released right behind the reader;
+                // positional writes put each chunk in its place in the output whatever the order.
+                _work = _work.OrderBy(w => plan.Sections[w.Section].Source?.SourcePath, StringComparer.Ordinal)
+                    .ThenBy(w => plan.Sections[w.Section].Source is { } t ? t.DataOffset + w.FirstRow * t.RowLength * TensorDTypeInfo.SizeOf(t.DType) : 0)
+                    .ToList();
+            }
+
             int n = plan.Sections.Count;
             _chunksLeft = new int[n];
             foreach (var w in _work) _chunksLeft[w.Section]++;

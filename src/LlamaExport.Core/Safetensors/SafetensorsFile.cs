@@ -77,6 +77,9 @@ public sealed class SafetensorsFile : IDisposable
         return false;
     }
 
+    /// <summary>Drops the whole file's clean pages from the page cache.</summary>
+    public void ReleaseCachedData() => PageCache.Release(_handle, 0, FileLength);
+
     public void Dispose() => _handle.Dispose();
 
     private static (SafeFileHandle Handle, long Length) OpenHandle(string path)
@@ -121,6 +124,7 @@ public sealed class SafetensorsFile : IDisposable
         public long RowLength { get; }
         public long ElementCount { get; }
         public string SourcePath => _file.Path;
+        public long DataOffset => _file.Header.DataStart + _info.Begin;
 
         public void ReadRows(long firstRow, int rowCount, Span<byte> destination)
         {
@@ -142,7 +146,12 @@ public sealed class SafetensorsFile : IDisposable
             }
         }
 
+        /// <remarks>
+        /// Releases everything from the start of the file, not just these rows: the page cache holds large folios
+        /// that span chunks and tensors, and a folio is only dropped once the whole of it lies in a released range.
+        /// The reader goes in file order, so what lies before has been read.
+        /// </remarks>
         public void ReleaseCachedRows(long firstRow, int rowCount) =>
-            PageCache.Release(_file._handle, _file.Header.DataStart + _info.Begin + firstRow * RowLength * _elementSize, (long)rowCount * RowLength * _elementSize);
+            PageCache.Release(_file._handle, 0, DataOffset + (firstRow + rowCount) * RowLength * _elementSize);
     }
 }

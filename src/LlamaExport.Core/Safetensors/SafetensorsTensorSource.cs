@@ -112,6 +112,11 @@ public sealed class SafetensorsTensorSource : ITensorSource
     private static IEnumerable<string> WarningsOf(SafetensorsFile file) =>
         file.Header.Problems.Where(p => p.Severity == ProblemSeverity.Warning).Select(p => $"{System.IO.Path.GetFileName(file.Path)}: {p}");
 
+    public void ReleaseCachedData()
+    {
+        foreach (var f in _files) f.ReleaseCachedData();
+    }
+
     public void Dispose()
     {
         foreach (var f in _files) f.Dispose();

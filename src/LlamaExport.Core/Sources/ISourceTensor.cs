@@ -17,13 +17,19 @@ public interface ISourceTensor
     /// <summary>The file the bytes come from, for error messages.</summary>
     string SourcePath { get; }
 
+    /// <summary>Where the tensor's first element sits in <see cref="SourcePath"/>, so work can follow file order.</summary>
+    long DataOffset { get; }
+
     /// <summary>
     /// Copies the raw little-endian bytes of rows [firstRow, firstRow + rowCount) into
     /// <paramref name="destination"/>, which holds exactly rowCount × RowLength × element size bytes.
     /// </summary>
     void ReadRows(long firstRow, int rowCount, Span<byte> destination);
 
-    /// <summary>Lets the page cache drop rows already read (UltraLowMemory); a hint, so the default does nothing.</summary>
+    /// <summary>
+    /// Lets the page cache drop what has been read of this tensor's file up to the end of these rows
+    /// (UltraLowMemory, which reads in file order); a hint, so the default does nothing.
+    /// </summary>
     void ReleaseCachedRows(long firstRow, int rowCount)
     {
     }
@@ -40,6 +46,11 @@ public interface ITensorSource : IDisposable
 
     /// <summary>The files behind this source.</summary>
     IReadOnlyList<string> Files { get; }
+
+    /// <summary>Lets the page cache drop everything read from these files (UltraLowMemory, at the end).</summary>
+    void ReleaseCachedData()
+    {
+    }
 }
 
 public static class SourceTensorExtensions
