@@ -23,6 +23,10 @@ param(
     [ValidateSet('Release', 'Debug')]
     [string] $Configuration = 'Release',
 
+    # bench: 1b (1.24B parameters) or 7b (6.7B, 12.6 GiB, generated once).
+    [ValidateSet('1b', '7b')]
+    [string] $Size = '1b',
+
     # bench: where the generated benchmark model is cached (it is large; keep it out of the repository).
     [string] $BenchCache = $(if ($env:LLAMAEXPORT_BENCH_CACHE) { $env:LLAMAEXPORT_BENCH_CACHE } else { Join-Path ([IO.Path]::GetTempPath()) 'llamaexport-bench' })
 )
@@ -125,7 +129,7 @@ function Invoke-Demo {
 
 function Invoke-Bench {
     Invoke-Build
-    & (Join-Path $Root 'tools/bench.ps1') -ModulePath (Join-Path $ModuleOut 'LlamaExport.psd1') -CacheDirectory $BenchCache
+    & (Join-Path $Root 'tools/bench.ps1') -ModulePath (Join-Path $ModuleOut 'LlamaExport.psd1') -CacheDirectory $BenchCache -Size $Size
     if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 }
 
