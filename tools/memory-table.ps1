@@ -1,0 +1,25 @@
+#Requires -Version 7.4
+<#
+.SYNOPSIS
+    Prints docs/memory.md's table: each memory mode's estimated peak and the output size for well-known models,
+    planned from their config.json alone (docs/configs).
+.EXAMPLE
+    dotnet pwsh ./build.ps1 build; dotnet pwsh ./tools/memory-table.ps1
+#>
+param([string] $ModulePath = (Join-Path $PSScriptRoot '../out/LlamaExport/LlamaExport.psd1'))
+$ErrorActionPreference = 'Stop'
+Import-Module $ModulePath -Force
+'| model | parameters | BF16 source | v2 output (Q8_0) | v1 output (fp32) | Default | LowMemory | UltraLowMemory |'
+'|---|---|---|---|---|---|---|---|'
+$plans = foreach ($config in Get-ChildItem (Join-Path $PSScriptRoot '../docs/configs') -Recurse -Filter config.json) {
+    [pscustomobject]@{
+        Name = $config.Directory.Name
+        V2   = Get-ExportMemoryPlan -ConfigPath $config.FullName -SourceDType BF16 -Version 2 -WarningAction SilentlyContinue
+        V1   = Get-ExportMemoryPlan -ConfigPath $config.FullName -SourceDType BF16 -Version 1 -WarningAction SilentlyContinue
+    }
+}
+foreach ($p in $plans | Sort-Object { $_.V2.Parameters }) {
+    $peak = { param($mode) '{0:N0} MiB' -f (($p.V2.Estimates | Where-Object Mode -eq $mode).PeakBytes / 1MB) }
+    '| {0} | {1:N2}B | {2:N1} GiB | {3:N1} GiB | {4:N1} GiB | {5} | {6} | {7} |' -f $p.Name, ($p.V2.Parameters / 1e9), ($p.V2.SourceBytes / 1GB),
+        ($p.V2.OutputBytes / 1GB), ($p.V1.OutputBytes / 1GB), (& $peak Default), (& $peak LowMemory), (& $peak UltraLowMemory)
+}
