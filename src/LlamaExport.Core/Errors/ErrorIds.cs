@@ -27,4 +27,7 @@ public static class ErrorIds
     public const string ExportCancelled = "ExportCancelled";
     public const string Llama2cFileInvalid = "Llama2cFileInvalid";
     public const string BigEndianHost = "BigEndianHost";
+    public const string CheckpointInvalid = "CheckpointInvalid";
+    public const string CheckpointUnsupported = "CheckpointUnsupported";
+    public const string PickleGlobalRefused = "PickleGlobalRefused";
 }

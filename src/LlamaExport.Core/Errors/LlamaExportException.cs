@@ -12,6 +12,9 @@ public enum FailureKind
     NotSupported,
     OperationStopped,
     WriteError,
+
+    /// <summary>The input asked for something unsafe (a pickle naming code to run).</summary>
+    Security,
 }
 
 /// <summary>

@@ -6,6 +6,9 @@ namespace LlamaExport.Core.Model;
 public enum SourceFormat
 {
     HuggingFaceSafetensors,
+    HuggingFacePyTorch,
+    MetaPyTorch,
+    Llama2cCheckpoint,
 }
 
 /// <summary>
@@ -42,6 +45,10 @@ public sealed class ModelSource : IDisposable
 
     /// <summary>The source's own name for a llama2.c tensor.</summary>
     public string SourceName(LlamaTensorRole role, int layer) => _nameOf(role, layer);
+
+    /// <summary>The same source with another context length (the one thing llama2.c's header takes that a user may choose).</summary>
+    public ModelSource WithMaxSeqLen(int maxSeqLen) =>
+        new(ModelPath, Format, Config with { MaxSeqLen = maxSeqLen }, Tensors, _nameOf, RotaryPermuted, Warnings);
 
     public void Dispose() => Tensors.Dispose();
 }

@@ -1,4 +1,5 @@
 using LlamaExport.Core.Errors;
+using LlamaExport.Core.PyTorch;
 using LlamaExport.Core.Safetensors;
 
 namespace LlamaExport.Core.Model;
@@ -6,7 +7,8 @@ namespace LlamaExport.Core.Model;
 /// <summary>Recognises a model folder's layout and opens it. Every header is validated before it returns.</summary>
 public static class ModelSourceLoader
 {
-    public static ModelSource Open(string modelPath)
+    /// <param name="maxSeqLen">Overrides the context length the source records (Meta checkpoints record none).</param>
+    public static ModelSource Open(string modelPath, int? maxSeqLen = null)
     {
         if (File.Exists(modelPath))
             throw new LlamaExportException(ErrorIds.ModelFolderNotFound, FailureKind.InvalidArgument,
@@ -17,18 +19,24 @@ public static class ModelSourceLoader
                 $"The model folder '{modelPath}' does not exist.", modelPath,
                 "Check the path; it must be a folder holding config.json and the weights.");
 
+        ModelSource source;
         if (SafetensorsTensorSource.IsPresent(modelPath))
         {
             var warnings = new List<string>();
             var config = HuggingFaceConfig.Read(Path.Combine(modelPath, HuggingFaceConfig.FileName), warnings);
             var tensors = SafetensorsTensorSource.Open(modelPath);
             warnings.AddRange(tensors.Warnings);
-            return new ModelSource(modelPath, SourceFormat.HuggingFaceSafetensors, config, tensors,
+            source = new ModelSource(modelPath, SourceFormat.HuggingFaceSafetensors, config, tensors,
                 HuggingFaceNaming.NameOf, rotaryPermuted: true, warnings);
         }
+        else if (PyTorchLayouts.IsHuggingFace(modelPath)) source = PyTorchLayouts.OpenHuggingFace(modelPath);
+        else if (PyTorchLayouts.IsMeta(modelPath)) return PyTorchLayouts.OpenMeta(modelPath, maxSeqLen);
+        else if (PyTorchLayouts.IsLlama2cCheckpoint(modelPath)) return PyTorchLayouts.OpenLlama2cCheckpoint(modelPath, maxSeqLen);
+        else
+            throw new LlamaExportException(ErrorIds.NoWeightsFound, FailureKind.ObjectNotFound,
+                $"'{modelPath}' holds no weights this module can read: no *.safetensors (with config.json), pytorch_model*.bin (with config.json), consolidated.*.pth (with params.json) or ckpt.pt.",
+                modelPath, "Download the model's weights into the folder; safetensors are preferred.");
 
-        throw new LlamaExportException(ErrorIds.NoWeightsFound, FailureKind.ObjectNotFound,
-            $"'{modelPath}' holds no weights this module can read: no model.safetensors, model.safetensors.index.json or *.safetensors.",
-            modelPath, "Download the model's safetensors files into the folder.");
+        return maxSeqLen is int length ? source.WithMaxSeqLen(length) : source;
     }
 }

@@ -27,13 +27,14 @@ public static class MemoryPlanner
         var plan = ExportPlanner.Create(source, version, groupSize, cancellationToken: cancellationToken);
         var warnings = source.Warnings.ToList();
         if (plan.GroupSizeBackoffReason is not null) warnings.Add(plan.GroupSizeBackoffReason);
-        var ignored = Directory.EnumerateFiles(modelPath, "*.bin").Concat(Directory.EnumerateFiles(modelPath, "*.pth")).Select(Path.GetFileName).ToList();
+        var ignored = source.Format != Model.SourceFormat.HuggingFaceSafetensors ? []
+            : Directory.EnumerateFiles(modelPath, "*.bin").Concat(Directory.EnumerateFiles(modelPath, "*.pth")).Select(Path.GetFileName).ToList();
         if (ignored.Count > 0)
             warnings.Add($"The folder also holds {string.Join(", ", ignored.Take(3))}{(ignored.Count > 3 ? ", …" : "")}; the safetensors weights are used, since they are validated and read without unpickling.");
 
         var dtype = source.Tensors.TensorNames.Select(n => source.Tensors.TryGetTensor(n, out var t) ? t : null).Where(t => t is not null)
             .GroupBy(t => t!.DType).OrderByDescending(g => g.Sum(t => t!.ElementCount * TensorDTypeInfo.SizeOf(t.DType))).First().Key;
-        return Build(source.ModelPath, source.Name, source.Config, fromConfigOnly: false, FormatName(source.Format), hasSafetensors: true,
+        return Build(source.ModelPath, source.Name, source.Config, fromConfigOnly: false, FormatName(source.Format), SafetensorsTensorSource.IsPresent(modelPath),
             TensorDTypeInfo.ShortName(dtype), source.Tensors.DataBytes, source.Tensors.Files.Count, version, groupSize, plan.GroupSize,
             plan.GroupSizeBackoffReason, plan.SharedClassifier, plan.TotalBytes, source.RotaryPermuted, outputDirectory, warnings);
     }
@@ -147,6 +148,9 @@ public static class MemoryPlanner
     private static string FormatName(SourceFormat format) => format switch
     {
         Model.SourceFormat.HuggingFaceSafetensors => "HuggingFace safetensors",
+        Model.SourceFormat.HuggingFacePyTorch => "HuggingFace PyTorch (.bin)",
+        Model.SourceFormat.MetaPyTorch => "Meta (consolidated.*.pth)",
+        Model.SourceFormat.Llama2cCheckpoint => "llama2.c training checkpoint (ckpt.pt)",
         _ => format.ToString(),
     };
 

@@ -33,6 +33,7 @@ internal static class ErrorRecords
         FailureKind.NotSupported => ErrorCategory.InvalidData,
         FailureKind.OperationStopped => ErrorCategory.OperationStopped,
         FailureKind.WriteError => ErrorCategory.WriteError,
+        FailureKind.Security => ErrorCategory.SecurityError,
         _ => ErrorCategory.NotSpecified,
     };
 }
