@@ -107,7 +107,7 @@ public class MemoryPlanTests
     }
 
     /// <summary>Runs an export in a fresh pwsh and returns the peak working set it reports for itself.</summary>
-    private static long ChildPeak(string manifest, string command)
+    internal static long ChildPeak(string manifest, string command)
     {
         var start = new ProcessStartInfo("dotnet") { WorkingDirectory = TestPaths.RepositoryRoot, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
         foreach (var arg in new[] { "pwsh", "-NoProfile", "-NonInteractive", "-Command",

@@ -92,7 +92,7 @@ public static class SafetensorsWriter
         _ => throw new NotSupportedException($"Cannot write {dtype}."),
     };
 
-    private static void Encode(TensorDType dtype, ReadOnlySpan<float> values, Span<byte> destination)
+    internal static void Encode(TensorDType dtype, ReadOnlySpan<float> values, Span<byte> destination)
     {
         switch (dtype)
         {

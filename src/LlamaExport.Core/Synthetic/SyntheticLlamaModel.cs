@@ -1,5 +1,6 @@
 using System.Text.Json;
 using LlamaExport.Core.Model;
+using LlamaExport.Core.PyTorch;
 using LlamaExport.Core.Safetensors;
 using LlamaExport.Core.Sources;
 
@@ -105,6 +106,86 @@ public static class SyntheticLlamaModel
         foreach (var (name, file) in weightMap) json.WriteString(name, file);
         json.WriteEndObject();
         json.WriteEndObject();
+    }
+
+    /// <summary>The same model as a HuggingFace PyTorch checkpoint: config.json and one pytorch_model.bin.</summary>
+    public static void WritePyTorch(SyntheticModelSpec spec, string folder)
+    {
+        Directory.CreateDirectory(folder);
+        WriteConfig(spec, Path.Combine(folder, HuggingFaceConfig.FileName));
+        PyTorch.PyTorchCheckpointWriter.Write(Path.Combine(folder, PyTorch.PyTorchLayouts.HfSingleFile), TensorSpecs(spec));
+    }
+
+    /// <summary>
+    /// The same model in Meta's layout: params.json and consolidated.NN.pth, split model-parallel across
+    /// <paramref name="ranks"/> (tok_embeddings, wo and w2 by columns, the other matrices by rows, 1-D copied),
+    /// with q/k in llama2.c's orientation.
+    /// </summary>
+    public static void WriteMeta(SyntheticModelSpec spec, string folder, int ranks)
+    {
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, PyTorch.PyTorchLayouts.MetaParamsFile),
+            $"{{\"dim\": {spec.Dim}, \"n_layers\": {spec.Layers}, \"n_heads\": {spec.Heads}, \"n_kv_heads\": {spec.KvHeads}, \"multiple_of\": 4, \"norm_eps\": 1e-05, \"vocab_size\": -1}}");
+        var c = spec.ToConfig();
+        var roles = new List<(LlamaTensorRole Role, int Layer)> { (LlamaTensorRole.TokEmbeddings, 0), (LlamaTensorRole.Norm, 0) };
+        for (int layer = 0; layer < spec.Layers; layer++)
+            foreach (var role in new[] { LlamaTensorRole.Wq, LlamaTensorRole.Wk, LlamaTensorRole.Wv, LlamaTensorRole.Wo, LlamaTensorRole.W1,
+                         LlamaTensorRole.W2, LlamaTensorRole.W3, LlamaTensorRole.AttentionNorm, LlamaTensorRole.FfnNorm })
+                roles.Add((role, layer));
+        if (spec.Classifier != ClassifierStorage.Absent) roles.Add((LlamaTensorRole.Output, 0));
+
+        for (int rank = 0; rank < ranks; rank++)
+        {
+            var tensors = new List<SafetensorsTensorSpec>();
+            foreach (var (role, layer) in roles)
+            {
+                var (rows, columns) = LlamaTensorRoles.ExpectedShape(role, c);
+                var name = MetaNaming.NameOf(role, layer);
+                if (columns == 1)
+                {
+                    tensors.Add(new SafetensorsTensorSpec(name, spec.DType, [rows], (first, d) => Llama2cValues(spec, role, layer, 0, columns, first, d)));
+                    continue;
+                }
+
+                bool byColumns = MetaNaming.SplitsColumns(name);
+                long localRows = byColumns ? rows : rows / ranks, localColumns = byColumns ? columns / ranks : columns;
+                long rowStart = byColumns ? 0 : rank * localRows, columnStart = byColumns ? rank * localColumns : 0;
+                int r = rank;
+                tensors.Add(new SafetensorsTensorSpec(name, spec.DType, [localRows, localColumns], (first, d) =>
+                {
+                    // Row by row, mapping the shard's elements back to the whole tensor's.
+                    for (int done = 0; done < d.Length;)
+                    {
+                        long element = first + done;
+                        long row = element / localColumns, column = element % localColumns;
+                        int n = (int)Math.Min(d.Length - done, localColumns - column);
+                        Llama2cValues(spec, role, layer, (rowStart + row) * columns + columnStart + column, columns, 0, d.Slice(done, n));
+                        done += n;
+                    }
+                }));
+            }
+
+            PyTorch.PyTorchCheckpointWriter.Write(Path.Combine(folder, $"consolidated.{rank:D2}.pth"), tensors);
+        }
+    }
+
+    /// <summary>Values in llama2.c orientation, from <paramref name="start"/> + <paramref name="first"/>, within one row.</summary>
+    private static void Llama2cValues(SyntheticModelSpec spec, LlamaTensorRole role, int layer, long start, long columns, long first, Span<float> destination)
+    {
+        long element = start + first;
+        var c = spec.ToConfig();
+        var valueRole = role == LlamaTensorRole.Output && spec.Classifier != ClassifierStorage.Separate ? LlamaTensorRole.TokEmbeddings : role;
+        bool isNorm = role is LlamaTensorRole.AttentionNorm or LlamaTensorRole.FfnNorm or LlamaTensorRole.Norm;
+        if (role is LlamaTensorRole.Wq or LlamaTensorRole.Wk)
+        {
+            // llama2.c row 2i + j sits at HF row j·half + i within each head.
+            long row = element / columns;
+            int headSize = c.HeadSize, half = headSize / 2, within = (int)(row % headSize);
+            long hfRow = row - within + (within % 2) * half + within / 2;
+            element = hfRow * columns + element % columns;
+        }
+
+        Values(spec, HuggingFaceNaming.NameOf(valueRole, layer), isNorm, element, destination);
     }
 
     /// <summary>The HF tensors of the model, in the order HF writes them.</summary>
