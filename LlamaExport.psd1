@@ -14,6 +14,7 @@
         'Export-LlamaModel'
         'Get-ExportMemoryPlan'
         'Get-Q8Stats'
+        'Test-PyTorchCheckpoint'
         'Test-Safetensors'
     )
     FunctionsToExport      = @()

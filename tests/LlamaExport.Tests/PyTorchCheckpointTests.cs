@@ -215,4 +215,25 @@ public class PyTorchCheckpointTests
             Assert.True(peak <= estimate.PeakBytes && peak <= estimate.BoundBytes, $"{estimate.Mode}: measured {peak >> 20} MiB, estimated {estimate.PeakBytes >> 20} MiB, bound {estimate.BoundBytes >> 20} MiB");
         }
     }
+
+    [SkippableFact]
+    public void Test_PyTorchCheckpoint_reports_fixtures_valid_and_evil_files_refused()
+    {
+        var meta = TestPaths.Stories("meta-2shard");
+        using var temp = new TempFolder();
+        var evil = Checkpoint(temp, "evil.pt", Pickle("cos\nsystem\n(" + Str("true") + "tR"));
+        using var host = new HostedPowerShell();
+        var vars = new Dictionary<string, object?> { ["meta"] = meta, ["evil"] = evil, ["bins"] = TestPaths.Stories("hf-bin-sharded-f16") };
+        var (reports, ps) = host.Run("Test-PyTorchCheckpoint $meta; Get-ChildItem $bins -Filter *.bin | Test-PyTorchCheckpoint; Test-PyTorchCheckpoint -LiteralPath $evil", vars);
+        Assert.False(ps.HadErrors, string.Join("; ", ps.Streams.Error));
+        var list = reports.Select(r => (CheckpointReport)r.BaseObject).ToList();
+        Assert.Equal(5, list.Count);
+        Assert.All(list.Take(4), r => Assert.True(r.IsValid, r.Problem));
+        Assert.Equal(["BF16"], list[0].DTypes);
+        Assert.False(list[4].IsValid);
+        Assert.Equal(ErrorIds.PickleGlobalRefused, list[4].ErrorId);
+        Assert.Contains("os.system", list[4].Problem);
+        var (quiet, _) = host.Run("Test-PyTorchCheckpoint $meta, $evil -Quiet", vars);
+        Assert.Equal([true, false], quiet.Select(q => (bool)q.BaseObject));
+    }
 }

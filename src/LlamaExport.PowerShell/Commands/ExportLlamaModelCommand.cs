@@ -54,6 +54,11 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
     [ValidateRange(1, long.MaxValue)]
     public long MemoryLimit { get; set; }
 
+    /// <summary>The context length to write in the header; Meta checkpoints record none (2048 by default, as export.py).</summary>
+    [Parameter]
+    [ValidateRange(1, 1 << 24)]
+    public int? MaxSeqLen { get; set; }
+
     /// <summary>Replace an existing output file, and start even when the memory estimate does not fit.</summary>
     [Parameter]
     public SwitchParameter Force { get; set; }
@@ -73,7 +78,7 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
         try
         {
             modelPath = PathResolution.ToFileSystemPath(this, path);
-            using var source = ModelSourceLoader.Open(modelPath);
+            using var source = ModelSourceLoader.Open(modelPath, MaxSeqLen);
             foreach (var warning in source.Warnings) WriteWarning($"{source.Name}: {warning}");
 
             var plan = ExportPlanner.Create(source, Version, GroupSize, cancellationToken: PipelineStopToken);

@@ -1,0 +1,78 @@
+using System.Management.Automation;
+using LlamaExport.Core.PyTorch;
+using Microsoft.PowerShell.Commands;
+
+namespace LlamaExport.PowerShell.Commands;
+
+/// <summary>
+/// Test-PyTorchCheckpoint: Test-Safetensors' counterpart for torch.save files (.bin, .pth, .pt). Reads the zip
+/// directory and data.pkl with the restricted unpickler — nothing in the file is ever executed — and reports
+/// whether every tensor can be streamed.
+/// </summary>
+[Cmdlet(VerbsDiagnostic.Test, "PyTorchCheckpoint", DefaultParameterSetName = PathSet)]
+[OutputType(typeof(CheckpointReport), typeof(bool))]
+public sealed class TestPyTorchCheckpointCommand : PSCmdlet
+{
+    private const string PathSet = "Path";
+    private const string LiteralPathSet = "LiteralPath";
+    private static readonly string[] Patterns = ["*.bin", "*.pth", "*.pt"];
+
+    /// <summary>Checkpoint files or folders; wildcards allowed.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = PathSet)]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[] Path { get; set; } = [];
+
+    /// <summary>Checkpoint files or folders, taken literally.</summary>
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = LiteralPathSet)]
+    [Alias("PSPath", "LP")]
+    [ValidateNotNullOrEmpty]
+    public string[] LiteralPath { get; set; } = [];
+
+    /// <summary>Return only $true or $false for each input.</summary>
+    [Parameter]
+    public SwitchParameter Quiet { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        foreach (var input in ParameterSetName == LiteralPathSet ? LiteralPath : Path)
+        {
+            List<string> targets;
+            ProviderInfo provider;
+            try
+            {
+                targets = ParameterSetName == LiteralPathSet
+                    ? [SessionState.Path.GetUnresolvedProviderPathFromPSPath(input, out provider, out _)]
+                    : [.. SessionState.Path.GetResolvedProviderPathFromPSPath(input, out provider)];
+            }
+            catch (ItemNotFoundException e)
+            {
+                WriteError(new ErrorRecord(e, "PathNotFound", ErrorCategory.ObjectNotFound, input));
+                continue;
+            }
+
+            if (provider.ImplementingType != typeof(FileSystemProvider))
+            {
+                WriteError(new ErrorRecord(new ArgumentException($"'{input}' is not a file-system path."), "NotAFileSystemPath", ErrorCategory.InvalidArgument, input));
+                continue;
+            }
+
+            foreach (var target in targets)
+            {
+                if (Stopping) return;
+                var files = Directory.Exists(target)
+                    ? Patterns.SelectMany(p => Directory.EnumerateFiles(target, p)).Order(StringComparer.Ordinal).ToList()
+                    : File.Exists(target) ? [target] : [];
+                if (files.Count == 0)
+                {
+                    WriteError(new ErrorRecord(new ItemNotFoundException($"'{target}' does not exist or holds no .bin, .pth or .pt files."), "PathNotFound", ErrorCategory.ObjectNotFound, target));
+                    continue;
+                }
+
+                var reports = files.Select(CheckpointReport.Inspect).ToList();
+                if (Quiet) WriteObject(reports.All(r => r.IsValid));
+                else WriteObject(reports, enumerateCollection: true);
+            }
+        }
+    }
+}
