@@ -1,0 +1,103 @@
+using LlamaExport.Core.Export;
+using LlamaExport.Core.Kernels;
+using LlamaExport.Core.Llama2c;
+using LlamaExport.Core.Model;
+
+namespace LlamaExport.Core.Inference;
+
+/// <summary>
+/// Weights for the forward pass, read row block by row block in llama2.c orientation, so a pass never holds a
+/// whole matrix: from a llama2.c file (fp32, or Q8_0 codes and scales) or from a source model.
+/// </summary>
+public interface IForwardWeights : IDisposable
+{
+    LlamaModelConfig Config { get; }
+
+    /// <summary>Q8_0 group size when the matrices are quantized; 0 for fp32.</summary>
+    int GroupSize { get; }
+
+    /// <summary>Rows per block for this matrix (whole heads where rows are permuted, whole groups where quantized).</summary>
+    int BlockRows(LlamaTensorRole role);
+
+    /// <summary>Rows of a weight as float32 (dequantized for Q8_0).</summary>
+    void ReadRows(LlamaTensorRole role, int layer, long firstRow, int rows, Span<float> destination);
+
+    /// <summary>Rows of a Q8_0 weight as codes and scales (only when <see cref="GroupSize"/> is positive).</summary>
+    void ReadQuantizedRows(LlamaTensorRole role, int layer, long firstRow, int rows, Span<sbyte> codes, Span<float> scales);
+}
+
+/// <summary>The weights as a llama2.c file holds them.</summary>
+public sealed class FileForwardWeights(Llama2cFile file) : IForwardWeights
+{
+    public LlamaModelConfig Config => file.Config;
+    public int GroupSize => file.Version == 2 ? file.GroupSize : 0;
+
+    private Llama2cLayoutEntry Entry(LlamaTensorRole role, int layer) =>
+        file[LlamaTensorRoles.Llama2cName(role == LlamaTensorRole.Output && file.SharedClassifier ? LlamaTensorRole.TokEmbeddings : role, layer)];
+
+    public int BlockRows(LlamaTensorRole role)
+    {
+        var (rows, columns) = LlamaTensorRoles.ExpectedShape(role, Config);
+        return (int)SectionChunkReader.RowsPerChunk(rows, columns, 1, 1 << 18, GroupSize);
+    }
+
+    public void ReadRows(LlamaTensorRole role, int layer, long firstRow, int rows, Span<float> destination)
+    {
+        var entry = Entry(role, layer);
+        if (entry.Encoding == SectionEncoding.Float32)
+        {
+            file.ReadFloat32(entry, firstRow, destination);
+            return;
+        }
+
+        var codes = new sbyte[destination.Length];
+        var scales = new float[destination.Length / GroupSize];
+        file.ReadQ8(entry, firstRow, codes, scales);
+        for (int i = 0; i < destination.Length; i++) destination[i] = codes[i] * scales[i / GroupSize];
+    }
+
+    public void ReadQuantizedRows(LlamaTensorRole role, int layer, long firstRow, int rows, Span<sbyte> codes, Span<float> scales) =>
+        file.ReadQ8(Entry(role, layer), firstRow, codes, scales);
+
+    public void Dispose() => file.Dispose();
+}
+
+/// <summary>The weights as the source model holds them, through the exporter's own reader (widened, un-permuted).</summary>
+public sealed class SourceForwardWeights : IForwardWeights
+{
+    private readonly ModelSource _source;
+    private readonly ExportPlan _plan;
+    private readonly Dictionary<string, int> _sections;
+
+    public SourceForwardWeights(ModelSource source)
+    {
+        _source = source;
+        _plan = ExportPlanner.Create(source, 1);
+        _sections = _plan.Sections.Select((s, i) => (s.Name, i)).ToDictionary(p => p.Name, p => p.i, StringComparer.Ordinal);
+    }
+
+    public LlamaModelConfig Config => _source.Config;
+    public int GroupSize => 0;
+
+    private int Section(LlamaTensorRole role, int layer) =>
+        _sections[LlamaTensorRoles.Llama2cName(role == LlamaTensorRole.Output && _plan.SharedClassifier ? LlamaTensorRole.TokEmbeddings : role, layer)];
+
+    public int BlockRows(LlamaTensorRole role)
+    {
+        var (rows, columns) = LlamaTensorRoles.ExpectedShape(role, Config);
+        long align = _source.RotaryPermuted && role is LlamaTensorRole.Wq or LlamaTensorRole.Wk ? Config.HeadSize : 1;
+        return (int)SectionChunkReader.RowsPerChunk(rows, columns, align, 1 << 18, 0);
+    }
+
+    public void ReadRows(LlamaTensorRole role, int layer, long firstRow, int rows, Span<float> destination)
+    {
+        var chunk = new SectionChunk(Section(role, layer), firstRow, rows);
+        var buffers = new ChunkBuffers(destination.Length, 0);
+        SectionChunkReader.Read(_plan, chunk, buffers, ManagedComputeBackend.Instance).CopyTo(destination);
+    }
+
+    public void ReadQuantizedRows(LlamaTensorRole role, int layer, long firstRow, int rows, Span<sbyte> codes, Span<float> scales) =>
+        throw new NotSupportedException("A source model's weights are not quantized.");
+
+    public void Dispose() => _source.Dispose();
+}
