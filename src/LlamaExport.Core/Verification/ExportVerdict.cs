@@ -1,0 +1,30 @@
+namespace LlamaExport.Core.Verification;
+
+/// <summary>One thing Test-LlamaExport checked.</summary>
+public sealed record ExportCheck(string Name, bool Passed, string Detail);
+
+/// <summary>How the file's predictions compare with the source's, position by position.</summary>
+public sealed class ForwardAgreement
+{
+    public required int Positions { get; init; }
+    public required double Top1Agreement { get; init; }
+    public required double MaxAbsLogitDelta { get; init; }
+    public required double MeanKl { get; init; }
+    public required double MaxKl { get; init; }
+    public required IReadOnlyList<double> KlPerPosition { get; init; }
+    public required IReadOnlyList<int> Tokens { get; init; }
+    public required bool QuantizedActivations { get; init; }
+}
+
+/// <summary>Test-LlamaExport's verdict on one file.</summary>
+public sealed class ExportVerdict
+{
+    public required string Path { get; init; }
+    public string? ModelPath { get; init; }
+    public int Version { get; init; }
+    public int GroupSize { get; init; }
+    public required IReadOnlyList<ExportCheck> Checks { get; init; }
+    public ForwardAgreement? Agreement { get; init; }
+    public bool Passed => Checks.All(c => c.Passed);
+    public IEnumerable<ExportCheck> Failures => Checks.Where(c => !c.Passed);
+}

@@ -1,0 +1,320 @@
+using System.Runtime.InteropServices;
+using LlamaExport.Core.Errors;
+using LlamaExport.Core.Export;
+using LlamaExport.Core.Inference;
+using LlamaExport.Core.Kernels;
+using LlamaExport.Core.Llama2c;
+using LlamaExport.Core.Model;
+
+namespace LlamaExport.Core.Verification;
+
+public sealed class VerifyOptions
+{
+    /// <summary>Also run the forward pass on the source and on the file, and compare their predictions.</summary>
+    public bool Forward { get; init; }
+
+    /// <summary>Quantize activations as runq.c does on the file's side (version 2 only).</summary>
+    public bool QuantizedActivations { get; init; }
+
+    /// <summary>The tokens to run; when null, BOS and then tokens sampled from the source with a fixed seed.</summary>
+    public IReadOnlyList<int>? Tokens { get; init; }
+
+    public int Positions { get; init; } = 16;
+
+    /// <summary>Overrides the source's context length, as Export-LlamaModel -MaxSeqLen does.</summary>
+    public int? MaxSeqLen { get; init; }
+}
+
+/// <summary>
+/// Proves an exported file right: its structure alone (header, size, runq.c readability, codes, scales, norms),
+/// then against its source (header, every tensor, classifier sharing), then the model's own predictions.
+/// </summary>
+public static class ExportVerifier
+{
+    private const int ChunkElements = 1 << 18;
+
+    public static ExportVerdict Verify(string path, string? modelPath, VerifyOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new VerifyOptions();
+        var checks = new List<ExportCheck>();
+        Llama2cFile file;
+        try
+        {
+            file = Llama2cFile.Open(path);
+        }
+        catch (LlamaExportException e)
+        {
+            checks.Add(new ExportCheck("Header", false, e.Message));
+            return new ExportVerdict { Path = path, ModelPath = modelPath, Checks = checks };
+        }
+
+        ForwardAgreement? agreement = null;
+        using (file)
+        {
+            var c = file.Config;
+            checks.Add(new ExportCheck("Header", true,
+                $"llama2.c v{file.Version}: dim {c.Dim}, hidden_dim {c.HiddenDim}, {c.Layers} layers, {c.Heads} heads ({c.KvHeads} kv), vocab {c.VocabSize}, seq_len {c.MaxSeqLen}, classifier {(file.SharedClassifier ? "shared" : "separate")}" +
+                (file.Version == 2 ? $", group size {file.GroupSize}" : "")));
+            bool sized = file.FileLength == file.ExpectedLength;
+            checks.Add(new ExportCheck("FileSize", sized, sized ? $"{file.FileLength:N0} bytes, as the header implies"
+                : $"the file is {file.FileLength:N0} bytes but its header implies {file.ExpectedLength:N0}{(file.FileLength < file.ExpectedLength ? "; it is truncated" : "")}"));
+            if (file.Version == 2)
+            {
+                var unreadable = GroupSizeRule.Unreadable(file.GroupSize, c.Dim, c.HiddenDim);
+                checks.Add(new ExportCheck("RunqReadable", unreadable is null, unreadable is null
+                    ? $"group size {file.GroupSize} divides dim {c.Dim} and hidden_dim {c.HiddenDim}"
+                    : $"{unreadable}; re-export with a group size that divides both (Export-LlamaModel backs off automatically)"));
+            }
+
+            if (sized) checks.AddRange(CheckValues(file, cancellationToken));
+
+            if (modelPath is not null)
+            {
+                using var source = ModelSourceLoader.Open(modelPath, options.MaxSeqLen);
+                checks.AddRange(CompareWithSource(file, source, cancellationToken));
+                if (options.Forward && sized)
+                {
+                    agreement = Agree(file, source, options, cancellationToken);
+                    checks.Add(ForwardCheck(file, agreement));
+                }
+            }
+            else if (options.Forward)
+            {
+                checks.Add(new ExportCheck("Forward", false, "the forward comparison needs the source: pass -ModelPath"));
+            }
+
+            return new ExportVerdict
+            {
+                Path = path, ModelPath = modelPath, Version = file.Version, GroupSize = file.GroupSize, Checks = checks, Agreement = agreement,
+            };
+        }
+    }
+
+    /// <summary>Codes in [-127, 127], scales finite and non-negative, norms and fp32 weights finite.</summary>
+    private static IEnumerable<ExportCheck> CheckValues(Llama2cFile file, CancellationToken cancellationToken)
+    {
+        var badNorms = new List<string>();
+        var badWeights = new List<string>();
+        var badScales = new List<string>();
+        var badCodes = new List<string>();
+        foreach (var entry in file.Layout)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            bool isNorm = entry.Role is LlamaTensorRole.AttentionNorm or LlamaTensorRole.FfnNorm or LlamaTensorRole.Norm;
+            foreach (var (first, rows) in Blocks(entry, file.GroupSize))
+            {
+                int n = checked((int)(rows * entry.Columns));
+                if (entry.Encoding == SectionEncoding.Float32)
+                {
+                    var values = new float[n];
+                    file.ReadFloat32(entry, first, values);
+                    int bad = Float32Conversion.IndexOfNonFinite(values);
+                    if (bad >= 0) { (isNorm ? badNorms : badWeights).Add($"{entry.Name}[{first * entry.Columns + bad}] = {values[bad]}"); break; }
+                    continue;
+                }
+
+                var codes = new sbyte[n];
+                var scales = new float[n / file.GroupSize];
+                file.ReadQ8(entry, first, codes, scales);
+                int scale = Array.FindIndex(scales, s => !float.IsFinite(s) || s < 0);
+                if (scale >= 0) { badScales.Add($"{entry.Name} scale {first * entry.Columns / file.GroupSize + scale} = {scales[scale]}"); break; }
+                int code = MemoryMarshal.AsBytes(codes.AsSpan()).IndexOf((byte)0x80);
+                if (code >= 0) { badCodes.Add($"{entry.Name}[{first * entry.Columns + code}] = -128"); break; }
+            }
+        }
+
+        yield return new ExportCheck("NormsFinite", badNorms.Count == 0, badNorms.Count == 0 ? "every norm weight is finite" : "non-finite: " + string.Join("; ", badNorms));
+        if (file.Version != 2)
+            yield return new ExportCheck("WeightsFinite", badWeights.Count == 0, badWeights.Count == 0 ? "every weight is finite" : "non-finite: " + string.Join("; ", badWeights));
+        else
+        {
+            yield return new ExportCheck("ScalesValid", badScales.Count == 0, badScales.Count == 0 ? "every scale is finite and non-negative" : "invalid: " + string.Join("; ", badScales));
+            yield return new ExportCheck("CodesInRange", badCodes.Count == 0, badCodes.Count == 0 ? "every code is in [-127, 127]" : "out of range: " + string.Join("; ", badCodes));
+        }
+    }
+
+    private static IEnumerable<ExportCheck> CompareWithSource(Llama2cFile file, ModelSource source, CancellationToken cancellationToken)
+    {
+        var f = file.Config;
+        var s = source.Config;
+        var differences = new List<string>();
+        void Same(string name, int inFile, int inSource)
+        {
+            if (inFile != inSource) differences.Add($"{name} {inFile} in the file, {inSource} in the source");
+        }
+
+        Same("dim", f.Dim, s.Dim);
+        Same("hidden_dim", f.HiddenDim, s.HiddenDim);
+        Same("n_layers", f.Layers, s.Layers);
+        Same("n_heads", f.Heads, s.Heads);
+        Same("n_kv_heads", f.KvHeads, s.KvHeads);
+        Same("vocab_size", f.VocabSize, s.VocabSize);
+        Same("max_seq_len", f.MaxSeqLen, s.MaxSeqLen);
+        yield return new ExportCheck("HeaderMatchesSource", differences.Count == 0, differences.Count == 0 ? "every header field agrees with the source" : string.Join("; ", differences));
+        if (differences.Any(d => !d.StartsWith("max_seq_len", StringComparison.Ordinal))) yield break;
+
+        var plan = ExportPlanner.Create(source, file.Version, file.Version == 2 ? file.GroupSize : GroupSizeRule.DefaultGroupSize, cancellationToken: cancellationToken);
+        yield return new ExportCheck("Classifier", plan.SharedClassifier == file.SharedClassifier,
+            plan.SharedClassifier == file.SharedClassifier ? $"{(file.SharedClassifier ? "shared" : "separate")}, as the source's ({plan.SharedClassifierReason})"
+                : $"the file says {(file.SharedClassifier ? "shared" : "separate")}, but {plan.SharedClassifierReason}");
+        if (plan.SharedClassifier != file.SharedClassifier) yield break;
+
+        var failures = new List<string>();
+        var sections = plan.Sections.Select((section, index) => (section, index)).ToDictionary(p => p.section.Name, p => p.index, StringComparer.Ordinal);
+        int compared = 0;
+        foreach (var entry in file.Layout)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (!sections.TryGetValue(entry.Name, out var index)) continue;
+            var failure = CompareTensor(file, plan, index, entry);
+            compared++;
+            if (failure is not null) failures.Add(failure);
+        }
+
+        string rule = file.Version == 2 ? "every element within half a scale of the source" : "every element equal to the source's";
+        yield return new ExportCheck("Tensors", failures.Count == 0, failures.Count == 0 ? $"{compared} tensors checked: {rule}" : string.Join("; ", failures));
+    }
+
+    /// <summary>Null when the tensor matches its source; otherwise what is wrong, naming the tensor and element.</summary>
+    private static string? CompareTensor(Llama2cFile file, ExportPlan plan, int sectionIndex, Llama2cLayoutEntry entry)
+    {
+        int groupSize = file.Version == 2 ? file.GroupSize : 0;
+        var section = plan.Sections[sectionIndex];
+        foreach (var chunk in SectionChunkReader.Chunk(plan, ChunkElements, s => ReferenceEquals(s, section), groupSize))
+        {
+            int n = checked((int)(chunk.Rows * entry.Columns));
+            var buffers = new ChunkBuffers(n, 0);
+            var expected = SectionChunkReader.Read(plan, chunk, buffers, ManagedComputeBackend.Instance);
+            long firstElement = chunk.FirstRow * entry.Columns;
+            if (entry.Encoding == SectionEncoding.Float32)
+            {
+                var actual = new float[n];
+                file.ReadFloat32(entry, chunk.FirstRow, actual);
+                bool rope = section.Transform is SectionTransform.RopeCos or SectionTransform.RopeSin;
+                for (int i = 0; i < n; i++)
+                {
+                    // The rotary tables depend on the exporter's libm, so they need only agree closely.
+                    bool same = rope ? MathF.Abs(actual[i] - expected[i]) <= 1e-5f : BitConverter.SingleToInt32Bits(actual[i]) == BitConverter.SingleToInt32Bits(expected[i]);
+                    if (!same) return $"{entry.Name}: element {firstElement + i} is {actual[i]} in the file but {expected[i]} in the source";
+                }
+
+                continue;
+            }
+
+            var codes = new sbyte[n];
+            var scales = new float[n / groupSize];
+            file.ReadQ8(entry, chunk.FirstRow, codes, scales);
+            for (int i = 0; i < n; i++)
+            {
+                float scale = scales[i / groupSize];
+                double error = Math.Abs(expected[i] - (double)codes[i] * scale);
+                // |w − q·s| ≤ s/2 for the real quotient; float32 division may round it just past .5.
+                if (error > scale * (0.5 + 128 * Math.Pow(2, -24)))
+                    return $"{entry.Name}: element {firstElement + i} is {codes[i]} × {scale} = {codes[i] * scale} in the file but {expected[i]} in the source, {error / Math.Max(scale, float.Epsilon) * 2:G3} half-scales away";
+            }
+        }
+
+        return null;
+    }
+
+    private static ForwardAgreement Agree(Llama2cFile file, ModelSource source, VerifyOptions options, CancellationToken cancellationToken)
+    {
+        var c = file.Config;
+        int positions = Math.Clamp(options.Tokens?.Count ?? options.Positions, 1, c.MaxSeqLen);
+        var sourceWeights = new SourceForwardWeights(source);
+        var tokens = options.Tokens?.Take(positions).ToArray() ?? SampleFromSource(sourceWeights, positions, cancellationToken);
+        var reference = new LlamaForward(sourceWeights, positions, false).Forward(tokens, 0, cancellationToken);
+        var candidate = new LlamaForward(new FileForwardWeights(file), positions, options.QuantizedActivations && file.Version == 2).Forward(tokens, 0, cancellationToken);
+        int vocab = c.VocabSize, agree = 0;
+        double maxDelta = 0;
+        var kl = new double[tokens.Length];
+        for (int t = 0; t < tokens.Length; t++)
+        {
+            var p = reference.AsSpan(t * vocab, vocab);
+            var q = candidate.AsSpan(t * vocab, vocab);
+            if (LlamaForward.ArgMax(p) == LlamaForward.ArgMax(q)) agree++;
+            for (int i = 0; i < vocab; i++) maxDelta = Math.Max(maxDelta, Math.Abs(p[i] - q[i]));
+            kl[t] = KlDivergence(p, q);
+        }
+
+        return new ForwardAgreement
+        {
+            Positions = tokens.Length,
+            Top1Agreement = (double)agree / tokens.Length,
+            MaxAbsLogitDelta = maxDelta,
+            MeanKl = kl.Average(),
+            MaxKl = kl.Max(),
+            KlPerPosition = kl,
+            Tokens = tokens,
+            QuantizedActivations = options.QuantizedActivations && file.Version == 2,
+        };
+    }
+
+    /// <summary>
+    /// The default sequence: BOS, then tokens sampled from the source model itself (temperature 1, a fixed seed), so
+    /// the comparison runs on text the model finds plausible rather than on noise, where every prediction is a
+    /// near-tie and quantization flips top-1 by chance.
+    /// </summary>
+    private static int[] SampleFromSource(IForwardWeights weights, int positions, CancellationToken cancellationToken)
+    {
+        var random = new Random(1234);
+        var forward = new LlamaForward(weights, positions, false);
+        var tokens = new int[positions];
+        tokens[0] = 1;
+        int vocab = weights.Config.VocabSize;
+        for (int t = 1; t < positions; t++)
+        {
+            var logits = forward.Forward([tokens[t - 1]], t - 1, cancellationToken);
+            float max = logits.Max();
+            double total = 0;
+            var probabilities = logits.Select(l => Math.Exp(l - max)).ToArray();
+            foreach (var p in probabilities) total += p;
+            double pick = random.NextDouble() * total;
+            int chosen = 0;
+            for (; chosen < vocab - 1 && (pick -= probabilities[chosen]) > 0; chosen++)
+            {
+            }
+
+            tokens[t] = chosen;
+        }
+
+        return tokens;
+    }
+
+    /// <summary>Pass criteria: an fp32 file must predict as its source does; a Q8_0 file must agree on at least 90% of top-1s.</summary>
+    private static ExportCheck ForwardCheck(Llama2cFile file, ForwardAgreement a)
+    {
+        bool passed = file.Version == 2 ? a.Top1Agreement >= 0.9 : a.Top1Agreement == 1 && a.MaxAbsLogitDelta <= 1e-3;
+        return new ExportCheck("Forward", passed,
+            $"{a.Top1Agreement:P1} top-1 agreement over {a.Positions} positions, max |Δlogit| {a.MaxAbsLogitDelta:G3}, KL mean {a.MeanKl:G3} max {a.MaxKl:G3}" +
+            (a.QuantizedActivations ? " (activations quantized as runq.c does)" : ""));
+    }
+
+    private static double KlDivergence(ReadOnlySpan<float> p, ReadOnlySpan<float> q)
+    {
+        double pMax = double.MinValue, qMax = double.MinValue;
+        foreach (var v in p) pMax = Math.Max(pMax, v);
+        foreach (var v in q) qMax = Math.Max(qMax, v);
+        double pSum = 0, qSum = 0;
+        for (int i = 0; i < p.Length; i++)
+        {
+            pSum += Math.Exp(p[i] - pMax);
+            qSum += Math.Exp(q[i] - qMax);
+        }
+
+        double pLog = Math.Log(pSum) + pMax, qLog = Math.Log(qSum) + qMax, kl = 0;
+        for (int i = 0; i < p.Length; i++)
+        {
+            double logP = p[i] - pLog, logQ = q[i] - qLog;
+            kl += Math.Exp(logP) * (logP - logQ);
+        }
+
+        return Math.Max(0, kl);
+    }
+
+    private static IEnumerable<(long First, int Rows)> Blocks(Llama2cLayoutEntry entry, int groupSize)
+    {
+        long rows = SectionChunkReader.RowsPerChunk(entry.Rows, entry.Columns, 1, ChunkElements, entry.Encoding == SectionEncoding.Q8_0 ? groupSize : 0);
+        for (long first = 0; first < entry.Rows; first += rows) yield return (first, (int)Math.Min(rows, entry.Rows - first));
+    }
+}
