@@ -14,6 +14,8 @@
         'Export-LlamaModel'
         'Get-ExportMemoryPlan'
         'Get-Q8Stats'
+        'Invoke-LlamaModel'
+        'Test-LlamaExport'
         'Test-PyTorchCheckpoint'
         'Test-Safetensors'
     )

@@ -95,3 +95,66 @@ public class ExportVerifierTests
         }
     }
 }
+
+/// <summary>Test-LlamaExport, Invoke-LlamaModel and Export-LlamaModel -Verify through a hosted PowerShell.</summary>
+public class VerificationCommandTests
+{
+    private static Dictionary<string, object?> Vars(params (string Name, object? Value)[] pairs) => pairs.ToDictionary(p => p.Name, p => p.Value);
+
+    [SkippableFact]
+    public void Exports_pipe_into_Test_LlamaExport_and_Quiet_gives_booleans()
+    {
+        var model = TestPaths.Stories("meta-2shard");
+        using var temp = new TempFolder();
+        using var host = new HostedPowerShell();
+        var (output, ps) = host.Run("Export-LlamaModel $m -OutputDirectory $o -Verify -WarningAction SilentlyContinue | Test-LlamaExport -Forward",
+            Vars(("m", model), ("o", temp.Path)));
+        Assert.False(ps.HadErrors, string.Join("; ", ps.Streams.Error));
+        var verdict = (ExportVerdict)Assert.Single(output).BaseObject;
+        Assert.True(verdict.Passed, string.Join("; ", verdict.Failures.Select(f => f.Detail)));
+        Assert.NotNull(verdict.Agreement);
+        Assert.Equal(model, verdict.ModelPath);
+
+        var (quiet, _) = host.Run("Test-LlamaExport (Join-Path $g '*.bin') -Quiet", Vars(("g", TestPaths.Stories("golden"))));
+        Assert.Equal(9, quiet.Count);
+        Assert.Equal(1, quiet.Count(q => !(bool)q.BaseObject)); // v2-gs64.bin
+        var (text, _) = host.Run("Test-LlamaExport $f | Out-String -Width 160", Vars(("f", TestPaths.Stories("golden", "v2-gs64.bin"))));
+        Assert.Contains("RunqReadable", string.Concat(text.Select(t => t.ToString())));
+    }
+
+    [SkippableFact]
+    public void Invoke_LlamaModel_prints_what_runq_c_prints()
+    {
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(TestPaths.Stories("golden", "greedy.json")));
+        var expected = json.RootElement.GetProperty("sequences").GetProperty("runq-c-v2-gs4").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        using var host = new HostedPowerShell();
+        var (output, ps) = host.Run("Invoke-LlamaModel $f -Steps 64 -QuantizedActivations", Vars(("f", TestPaths.Stories("golden", "v2-gs4.bin"))));
+        Assert.False(ps.HadErrors);
+        Assert.Equal(expected, output.Select(o => (int)o.BaseObject));
+    }
+
+    [Fact]
+    public void A_failed_verification_leaves_nothing_behind()
+    {
+        using var temp = new TempFolder();
+        Core.Synthetic.SyntheticLlamaModel.Write(new Core.Synthetic.SyntheticModelSpec(), temp["model"]);
+        using var source = Core.Model.ModelSourceLoader.Open(temp["model"]);
+        var plan = Core.Export.ExportPlanner.Create(source, 2);
+        string? seen = null;
+        var options = new Core.Export.ExportOptions
+        {
+            OutputPath = temp["out.bin"],
+            VerifyBeforeCommit = pending =>
+            {
+                seen = pending;
+                Assert.True(ExportVerifier.Verify(pending, temp["model"]).Passed);
+                return "Tensors: injected failure";
+            },
+        };
+        var e = Assert.Throws<Core.Errors.LlamaExportException>(() => Core.Export.ExportEngine.Run(plan, options));
+        Assert.Equal(Core.Errors.ErrorIds.VerificationFailed, e.ErrorId);
+        Assert.Contains("injected failure", e.Message);
+        Assert.NotNull(seen);
+        Assert.Empty(Directory.EnumerateFiles(temp.Path));
+    }
+}

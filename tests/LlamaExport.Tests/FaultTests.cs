@@ -252,6 +252,8 @@ public partial class FaultTests
 
         public string TargetPath => inner.TargetPath;
 
+        public string PendingPath => inner.PendingPath;
+
         public void Write(ReadOnlySpan<byte> data, long offset)
         {
             if (Interlocked.Increment(ref _writes) >= failOnWrite)

@@ -30,4 +30,5 @@ public static class ErrorIds
     public const string CheckpointInvalid = "CheckpointInvalid";
     public const string CheckpointUnsupported = "CheckpointUnsupported";
     public const string PickleGlobalRefused = "PickleGlobalRefused";
+    public const string VerificationFailed = "VerificationFailed";
 }

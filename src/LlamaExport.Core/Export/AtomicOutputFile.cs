@@ -36,6 +36,8 @@ public sealed class AtomicOutputFile : IExportOutput
     public string TargetPath { get; }
     public string TempPath { get; }
 
+    public string PendingPath => TempPath;
+
     /// <summary>
     /// Creates the temporary file with <paramref name="size"/> bytes reserved, after checking that the target
     /// may be written and that the disk has room. Every <paramref name="writebackInterval"/> bytes the output is
@@ -56,7 +58,7 @@ public sealed class AtomicOutputFile : IExportOutput
             {
                 Mode = FileMode.CreateNew,
                 Access = FileAccess.ReadWrite,
-                Share = FileShare.None,
+                Share = FileShare.Read, // so -Verify can read it back before the rename
                 BufferSize = 0,
                 PreallocationSize = size,
             });

@@ -28,6 +28,10 @@ public static class ExportEngine
 
         var run = new ExportRun(plan, options, output, stopwatch);
         run.Execute(cancellationToken);
+        if (options.VerifyBeforeCommit?.Invoke(output.PendingPath) is string failure)
+            throw new LlamaExportException(ErrorIds.VerificationFailed, FailureKind.InvalidData,
+                $"The export of '{plan.Source.ModelPath}' failed verification, so '{output.TargetPath}' was not written: {failure}",
+                output.TargetPath, "Run Test-Safetensors or Test-PyTorchCheckpoint -Deep on the source; if it is sound, report the failure with this message.");
         output.Commit();
         // Chunk by chunk most of the source left the page cache; what straddled chunk edges goes now.
         if (options.ReleasePageCache) plan.Source.Tensors.ReleaseCachedData();

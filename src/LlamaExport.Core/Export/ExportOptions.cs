@@ -28,6 +28,12 @@ public sealed record ExportOptions
     /// <summary>Creates the output; by default (null) a temporary file renamed into place on success.</summary>
     public ExportOutputFactory? OutputFactory { get; init; }
 
+    /// <summary>
+    /// Runs on the finished temporary file before it is renamed into place; returns null when it is right, or
+    /// what is wrong, in which case the export fails and the temporary is removed (Export-LlamaModel -Verify).
+    /// </summary>
+    public Func<string, string?>? VerifyBeforeCommit { get; init; }
+
     /// <summary>Options sized by a memory mode or budget.</summary>
     public static ExportOptions From(MemorySettings settings, string outputPath, bool force) => new()
     {

@@ -9,6 +9,9 @@ public interface IExportOutput : IDisposable
     /// <summary>The final path, once committed.</summary>
     string TargetPath { get; }
 
+    /// <summary>Where the bytes can be read before the commit (the temporary file), for verification.</summary>
+    string PendingPath { get; }
+
     /// <summary>Positional write; called from several threads for disjoint ranges.</summary>
     void Write(ReadOnlySpan<byte> data, long offset);
 

@@ -3,6 +3,7 @@ using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.Planning;
+using LlamaExport.Core.Verification;
 using LlamaExport.PowerShell.Infrastructure;
 
 namespace LlamaExport.PowerShell.Commands;
@@ -58,6 +59,10 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
     [Parameter]
     [ValidateRange(1, 1 << 24)]
     public int? MaxSeqLen { get; set; }
+
+    /// <summary>Check the written file (structure and every tensor against the source) before renaming it into place.</summary>
+    [Parameter]
+    public SwitchParameter Verify { get; set; }
 
     /// <summary>Replace an existing output file, and start even when the memory estimate does not fit.</summary>
     [Parameter]
@@ -137,9 +142,17 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
     {
         var pump = new PipelineThreadPump();
         var progress = new ProgressReporter(this, 1, $"Exporting {plan.Source.Name}", "Starting");
+        var modelPath = plan.Source.ModelPath;
         var options = ExportOptions.From(settings, outputPath, Force) with
         {
             Progress = new CallbackProgress<ExportProgress>(p => pump.Post(() => OnProgress(p, progress))),
+            VerifyBeforeCommit = !Verify ? null : pending =>
+            {
+                pump.Post(() => progress.Update(1, "Verifying the written file against the source", force: true));
+                var verdict = ExportVerifier.Verify(pending, modelPath, new VerifyOptions { MaxSeqLen = MaxSeqLen }, PipelineStopToken);
+                pump.Post(() => WriteVerbose($"Verification: {string.Join("; ", verdict.Checks.Select(c => $"{c.Name} {(c.Passed ? "passed" : "FAILED")}"))}"));
+                return verdict.Passed ? null : string.Join("; ", verdict.Failures.Select(f => $"{f.Name}: {f.Detail}"));
+            },
         };
         try
         {

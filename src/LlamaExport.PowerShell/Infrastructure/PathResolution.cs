@@ -17,4 +17,30 @@ internal static class PathResolution
                 "Pass a path on a file-system drive.");
         return resolved;
     }
+
+    /// <summary>Expands wildcards (unless literal), writing an ObjectNotFound error for each input that matches nothing.</summary>
+    public static IEnumerable<string> ResolveFiles(PSCmdlet cmdlet, IEnumerable<string> inputs, bool literal)
+    {
+        foreach (var input in inputs)
+        {
+            List<string> matches;
+            try
+            {
+                matches = literal || !WildcardPattern.ContainsWildcardCharacters(input)
+                    ? [ToFileSystemPath(cmdlet, input)]
+                    : [.. cmdlet.SessionState.Path.GetResolvedProviderPathFromPSPath(input, out _)];
+            }
+            catch (ItemNotFoundException e)
+            {
+                cmdlet.WriteError(new ErrorRecord(e, "PathNotFound", ErrorCategory.ObjectNotFound, input));
+                continue;
+            }
+
+            foreach (var match in matches)
+            {
+                if (File.Exists(match)) yield return match;
+                else cmdlet.WriteError(new ErrorRecord(new ItemNotFoundException($"Cannot find the file '{match}'."), "PathNotFound", ErrorCategory.ObjectNotFound, match));
+            }
+        }
+    }
 }
