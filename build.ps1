@@ -118,13 +118,11 @@ function Invoke-Demo {
     $result | Format-List | Out-Host
     Write-Host "Worst tensors by quantization error:" -ForegroundColor Cyan
     $result.Sections | Where-Object MaxError | Sort-Object MaxError -Descending | Select-Object -First 5 | Out-Host
-    # Read the file back with the project's llama2.c reader: the header runq.c will see.
-    $file = [LlamaExport.Core.Llama2c.Llama2cFile]::Open($result.OutputPath)
-    try {
-        Write-Host "Read back: llama2.c v$($file.Version), group size $($file.GroupSize), $($file.FileLength) bytes (expected $($file.ExpectedLength))" -ForegroundColor Cyan
-        $file.Config | Select-Object Dim, HiddenDim, Layers, Heads, KvHeads, VocabSize, MaxSeqLen | Format-Table -AutoSize | Out-Host
-    }
-    finally { $file.Dispose() }
+    # Prove it: structure, every tensor against the source, and the model's own predictions under runq.c's arithmetic.
+    Write-Host "Test-LlamaExport $($result.OutputPath) -ModelPath $model -Forward -QuantizedActivations" -ForegroundColor Cyan
+    Test-LlamaExport $result.OutputPath -ModelPath $model -Forward -QuantizedActivations | Format-List | Out-Host
+    Write-Host "Invoke-LlamaModel $($result.OutputPath) -Steps 16 -QuantizedActivations (greedy token ids, as runq.c prints them)" -ForegroundColor Cyan
+    (Invoke-LlamaModel $result.OutputPath -Steps 16 -QuantizedActivations) -join ' ' | Out-Host
 }
 
 function Invoke-Bench {
