@@ -31,4 +31,8 @@ public static class ErrorIds
     public const string CheckpointUnsupported = "CheckpointUnsupported";
     public const string PickleGlobalRefused = "PickleGlobalRefused";
     public const string VerificationFailed = "VerificationFailed";
+    public const string TokenizerNotFound = "TokenizerNotFound";
+    public const string TokenizerInvalid = "TokenizerInvalid";
+    public const string TokenizerUnsupported = "TokenizerUnsupported";
+    public const string TokenizerVocabMismatch = "TokenizerVocabMismatch";
 }
