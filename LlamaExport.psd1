@@ -12,6 +12,7 @@
     FormatsToProcess       = @('LlamaExport.format.ps1xml')
     CmdletsToExport        = @(
         'Export-LlamaModel'
+        'Export-LlamaTokenizer'
         'Get-ExportMemoryPlan'
         'Get-Q8Stats'
         'Invoke-LlamaModel'

@@ -146,6 +146,68 @@ public class TokenizerTests
     }
 }
 
+/// <summary>Export-LlamaTokenizer and Export-LlamaModel -IncludeTokenizer through a hosted PowerShell.</summary>
+public class TokenizerCommandTests
+{
+    private static Dictionary<string, object?> Vars(params (string Name, object? Value)[] pairs) => pairs.ToDictionary(p => p.Name, p => p.Value);
+
+    /// <summary>A small sentencepiece-style tokenizer.json of <paramref name="size"/> pieces.</summary>
+    private static void WriteTokenizerJson(string path, int size)
+    {
+        var vocab = new Dictionary<string, int> { ["<unk>"] = 0, ["<s>"] = 1, ["</s>"] = 2 };
+        for (int i = 3; i < size; i++) vocab[$"p{i}"] = i;
+        File.WriteAllText(path, System.Text.Json.JsonSerializer.Serialize(new { model = new { type = "BPE", byte_fallback = true, vocab, merges = Array.Empty<string>() } }));
+    }
+
+    [SkippableFact]
+    public void Export_LlamaTokenizer_writes_the_golden_from_a_folder_and_honours_WhatIf_and_Force()
+    {
+        var folder = TestPaths.Fixture("llama2-tokenizer");
+        using var temp = new TempFolder();
+        using var host = new HostedPowerShell();
+        var vars = Vars(("f", folder), ("o", temp.Path));
+        var (none, _) = host.Run("Export-LlamaTokenizer $f -OutputDirectory $o -WhatIf", vars);
+        Assert.Empty(none);
+        Assert.Empty(Directory.EnumerateFiles(temp.Path));
+
+        var (output, ps) = host.Run("Export-LlamaTokenizer $f -OutputDirectory $o", vars);
+        Assert.False(ps.HadErrors, string.Join("; ", ps.Streams.Error));
+        var result = (TokenizerExportResult)Assert.Single(output).BaseObject;
+        Assert.Equal("llama2-tokenizer.tokenizer.bin", Path.GetFileName(result.OutputPath));
+        Assert.Equal(TokenizerSourceKind.SentencePieceModel, result.SourceKind);
+        Assert.True(File.ReadAllBytes(Path.Combine(folder, "tokenizer.bin")).AsSpan().SequenceEqual(File.ReadAllBytes(result.OutputPath)));
+
+        (_, ps) = host.Run("Export-LlamaTokenizer $f -OutputDirectory $o", vars);
+        Assert.StartsWith("OutputExists,", Assert.Single(ps.Streams.Error).FullyQualifiedErrorId);
+        (output, ps) = host.Run("Export-LlamaTokenizer -Path (Join-Path $f tokenizer.json) (Join-Path $o 'json.bin') -Force", vars);
+        Assert.Equal(TokenizerSourceKind.HuggingFaceJson, ((TokenizerExportResult)Assert.Single(output).BaseObject).SourceKind);
+    }
+
+    [Fact]
+    public void IncludeTokenizer_writes_beside_the_model_and_refuses_a_mismatched_vocabulary()
+    {
+        using var temp = new TempFolder();
+        Core.Synthetic.SyntheticLlamaModel.Write(new Core.Synthetic.SyntheticModelSpec { VocabSize = 96 }, temp["model"]);
+        Directory.CreateDirectory(temp["out"]);
+        using var host = new HostedPowerShell();
+        var vars = Vars(("m", temp["model"]), ("o", temp["out"]));
+
+        WriteTokenizerJson(temp["model/tokenizer.json"], 100);
+        var (output, ps) = host.Run("Export-LlamaModel $m -OutputDirectory $o -IncludeTokenizer -WarningAction SilentlyContinue", vars);
+        var error = Assert.Single(ps.Streams.Error);
+        Assert.StartsWith("TokenizerVocabMismatch,", error.FullyQualifiedErrorId);
+        Assert.Contains("100 pieces", error.Exception.Message);
+        Assert.Contains("96", error.Exception.Message);
+        Assert.Empty(Directory.EnumerateFiles(temp["out"]));
+
+        WriteTokenizerJson(temp["model/tokenizer.json"], 96);
+        (output, ps) = host.Run("Export-LlamaModel $m -OutputDirectory $o -IncludeTokenizer -WarningAction SilentlyContinue", vars);
+        Assert.False(ps.HadErrors, string.Join("; ", ps.Streams.Error));
+        Assert.Equal(["model_q80.bin", "model_q80.tokenizer.bin"], Directory.EnumerateFiles(temp["out"]).Select(Path.GetFileName).Order());
+        Assert.Equal(96, RunCTokenizer.Load(File.ReadAllBytes(temp["out/model_q80.tokenizer.bin"])).Pieces.Length);
+    }
+}
+
 /// <summary>HuggingFace's BPE for sentencepiece-style tokenizers, as a reference: ▁-normalize, split into characters
 /// (unknown ones into &lt;0xXX&gt; bytes), then merge the adjacent pair of lowest rank, leftmost first.</summary>
 internal sealed class HuggingFaceBpe

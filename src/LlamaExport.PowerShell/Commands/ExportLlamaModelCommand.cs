@@ -3,6 +3,7 @@ using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.Planning;
+using LlamaExport.Core.Tokenizers;
 using LlamaExport.Core.Verification;
 using LlamaExport.PowerShell.Infrastructure;
 
@@ -60,6 +61,10 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
     [ValidateRange(1, 1 << 24)]
     public int? MaxSeqLen { get; set; }
 
+    /// <summary>Also write &lt;name&gt;.tokenizer.bin beside the model from the folder's tokenizer.model or tokenizer.json.</summary>
+    [Parameter]
+    public SwitchParameter IncludeTokenizer { get; set; }
+
     /// <summary>Check the written file (structure and every tensor against the source) before renaming it into place.</summary>
     [Parameter]
     public SwitchParameter Verify { get; set; }
@@ -97,9 +102,17 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
 
             // Refuse before the work starts, not after it.
             AtomicOutputFile.CheckTarget(outputPath, plan.TotalBytes, Force);
+            var tokenizer = IncludeTokenizer ? TokenizerExport.ForModel(modelPath, source.Config.VocabSize) : null;
+            var tokenizerPath = Path.ChangeExtension(outputPath, ".tokenizer.bin");
+            if (tokenizer is not null) AtomicOutputFile.CheckTarget(tokenizerPath, 1 << 20, Force);
             var settings = MemorySettingsFor(source, plan.GroupSize);
             var result = Run(plan, outputPath, settings);
             WriteObject(result);
+            if (tokenizer is not null)
+            {
+                var written = TokenizerExport.Write(tokenizer, tokenizerPath, Force);
+                WriteVerbose($"Wrote '{written.OutputPath}': {written.VocabSize} pieces from '{written.SourcePath}'.");
+            }
         }
         catch (LlamaExportException e)
         {

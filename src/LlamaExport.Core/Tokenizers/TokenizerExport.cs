@@ -1,0 +1,56 @@
+using LlamaExport.Core.Errors;
+using LlamaExport.Core.Export;
+
+namespace LlamaExport.Core.Tokenizers;
+
+/// <summary>What Export-LlamaTokenizer wrote.</summary>
+public sealed class TokenizerExportResult
+{
+    public required string OutputPath { get; init; }
+    public required long Bytes { get; init; }
+    public required int VocabSize { get; init; }
+    public required int MaxTokenLength { get; init; }
+    public required TokenizerSourceKind SourceKind { get; init; }
+    public required string SourcePath { get; init; }
+    public required int BosId { get; init; }
+    public required int EosId { get; init; }
+}
+
+/// <summary>Writes tokenizer.bin atomically, as the model files are written.</summary>
+public static class TokenizerExport
+{
+    public static TokenizerExportResult Write(LlamaTokenizer tokenizer, string outputPath, bool force)
+    {
+        var bytes = tokenizer.ToTokenizerBin();
+        using (var output = AtomicOutputFile.Create(outputPath, bytes.Length, force))
+        {
+            output.Write(bytes, 0);
+            output.Commit();
+        }
+
+        return new TokenizerExportResult
+        {
+            OutputPath = Path.GetFullPath(outputPath),
+            Bytes = bytes.Length,
+            VocabSize = tokenizer.VocabSize,
+            MaxTokenLength = BitConverter.ToInt32(bytes, 0),
+            SourceKind = tokenizer.Kind,
+            SourcePath = tokenizer.SourcePath,
+            BosId = tokenizer.BosId,
+            EosId = tokenizer.EosId,
+        };
+    }
+
+    /// <summary>The tokenizer of a model folder, checked against the model's vocabulary size.</summary>
+    public static LlamaTokenizer ForModel(string modelFolder, int vocabSize)
+    {
+        var path = TokenizerFiles.Find(modelFolder) ?? throw new LlamaExportException(ErrorIds.TokenizerNotFound, FailureKind.ObjectNotFound,
+            $"'{modelFolder}' has no tokenizer.model or tokenizer.json.", modelFolder, "Download the tokenizer from the model's repository, or leave out -IncludeTokenizer.");
+        var tokenizer = TokenizerFiles.Read(path);
+        if (tokenizer.VocabSize != vocabSize)
+            throw new LlamaExportException(ErrorIds.TokenizerVocabMismatch, FailureKind.InvalidData,
+                $"'{path}' has {tokenizer.VocabSize} pieces but the model's vocabulary is {vocabSize}; run.c would misread every token past the smaller of the two.",
+                path, "Use the tokenizer that came with this model.");
+        return tokenizer;
+    }
+}
