@@ -65,9 +65,12 @@ function Invoke-Build {
 
 function Invoke-Test {
     Invoke-Build
+    Invoke-Dotnet build (Join-Path $Root 'LlamaExport.sln') -c $Configuration -nologo --verbosity quiet
+    # TorchSharp's native bridge needs one libstdc++ symbol version Debian 12 lacks; mark it weak in the build output.
+    & (Join-Path $Root 'tools/Repair-LibTorchSharp.ps1') -Path (Join-Path $Root "tests/LlamaExport.Tests/bin/$Configuration")
     $results = Join-Path $Root 'out/TestResults'
     Remove-Item $results -Recurse -Force -ErrorAction Ignore
-    & dotnet test (Join-Path $Root 'LlamaExport.sln') -c $Configuration -nologo --verbosity quiet `
+    & dotnet test (Join-Path $Root 'LlamaExport.sln') -c $Configuration -nologo --verbosity quiet --no-build `
         --logger 'trx;LogFileName=tests.trx' --logger 'console;verbosity=normal' --results-directory $results
     $testExit = $LASTEXITCODE
 

@@ -1,0 +1,47 @@
+using LlamaExport.Core.Kernels;
+using TorchSharp;
+
+namespace LlamaExport.TorchSharp;
+
+/// <summary>Whether libtorch is usable here, and which devices it sees.</summary>
+public sealed class TorchSharpProvider : IAcceleratorProvider
+{
+    private readonly Lazy<string?> _loadFailure = new(() =>
+    {
+        try
+        {
+            using var probe = torch.zeros(1);
+            return null;
+        }
+        catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or NotSupportedException or InvalidOperationException)
+        {
+            return (e.InnerException ?? e).Message.Split('\n')[0];
+        }
+    });
+
+    public string Name => "TorchSharp";
+
+    public bool IsAvailable(out string why)
+    {
+        why = _loadFailure.Value ?? "";
+        return _loadFailure.Value is null;
+    }
+
+    public bool CudaAvailable(out string why)
+    {
+        if (!IsAvailable(out why)) return false;
+        if (!torch.cuda.is_available())
+        {
+            why = "libtorch here is a CPU build, or no CUDA device is present";
+            return false;
+        }
+
+        why = "";
+        return true;
+    }
+
+    public int CudaDeviceCount => IsAvailable(out _) && torch.cuda.is_available() ? torch.cuda.device_count() : 0;
+
+    public IComputeBackend Create(DeviceRequest device) =>
+        new TorchSharpComputeBackend(device.Kind == "cuda" ? new torch.Device(DeviceType.CUDA, Math.Max(0, device.Index)) : torch.CPU);
+}
