@@ -104,3 +104,35 @@ public class TorchSharpBackendTests
     public void Bad_devices_are_refused(string text) =>
         Assert.Equal("InvalidDevice", Assert.Throws<LlamaExportException>(() => ComputeDevices.Parse(text)).ErrorId);
 }
+
+/// <summary>-Device and -Backend as a user meets them.</summary>
+public class DeviceCommandTests
+{
+    private static Dictionary<string, object?> Vars(params (string Name, object? Value)[] pairs) => pairs.ToDictionary(p => p.Name, p => p.Value);
+
+    [Fact]
+    public void Auto_says_what_it_picked_cuda_is_refused_and_TorchSharp_runs_on_the_cpu()
+    {
+        using var temp = new TempFolder();
+        Core.Synthetic.SyntheticLlamaModel.Write(new Core.Synthetic.SyntheticModelSpec(), temp["model"]);
+        using var host = new HostedPowerShell();
+        var vars = Vars(("m", temp["model"]), ("o", temp.Path));
+        var (output, ps) = host.Run("Export-LlamaModel $m -OutputDirectory $o -Device auto -Verbose -WarningAction SilentlyContinue", vars);
+        Assert.Contains(ps.Streams.Verbose, v => v.Message.Contains("auto picked the managed CPU kernel"));
+        Assert.Equal("Managed", ((ExportResult)Assert.Single(output).BaseObject).Backend);
+
+        (output, ps) = host.Run("Export-LlamaModel $m -OutputDirectory $o -Device cuda -Force -WarningAction SilentlyContinue", vars);
+        var error = Assert.Single(ps.Streams.Error);
+        Assert.StartsWith("DeviceUnavailable,", error.FullyQualifiedErrorId);
+        Assert.Equal(System.Management.Automation.ErrorCategory.ResourceUnavailable, error.CategoryInfo.Category);
+
+        (output, ps) = host.Run("Export-LlamaModel $m -OutputDirectory $o -Backend TorchSharp -Force -WarningAction SilentlyContinue", vars);
+        Assert.False(ps.HadErrors, string.Join("; ", ps.Streams.Error));
+        Assert.StartsWith("TorchSharp", ((ExportResult)Assert.Single(output).BaseObject).Backend);
+
+        var (plan, _) = host.Run("(Get-ExportMemoryPlan $m -WarningAction SilentlyContinue).Devices", vars);
+        var devices = plan.Select(p => p.ToString()).ToList();
+        Assert.Contains(devices, d => d.StartsWith("cpu: TorchSharp", StringComparison.Ordinal));
+        Assert.Contains(devices, d => d.StartsWith("cuda: not available", StringComparison.Ordinal));
+    }
+}

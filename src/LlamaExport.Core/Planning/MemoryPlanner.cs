@@ -135,7 +135,7 @@ public static class MemoryPlanner
             AvailableMemoryBytes = available,
             MemorySource = method,
             FreeDiskBytes = freeDisk,
-            Devices = [$"cpu: managed SIMD ({Q8Kernel.SelectedPath(64)}), {Environment.ProcessorCount} cores"],
+            Devices = ComputeDevices.Describe(),
             Estimates = estimates,
             RecommendedMode = recommended,
             Fits = fits,

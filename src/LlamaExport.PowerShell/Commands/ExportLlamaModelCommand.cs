@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
+using LlamaExport.Core.Kernels;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.Planning;
 using LlamaExport.Core.Tokenizers;
@@ -64,6 +65,16 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
     /// <summary>Also write &lt;name&gt;.tokenizer.bin beside the model from the folder's tokenizer.model or tokenizer.json.</summary>
     [Parameter]
     public SwitchParameter IncludeTokenizer { get; set; }
+
+    /// <summary>cpu, cuda, cuda:N or auto (TorchSharp on CUDA when usable, else the managed CPU kernel).</summary>
+    [Parameter]
+    [ArgumentCompleter(typeof(DeviceCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string Device { get; set; } = "cpu";
+
+    /// <summary>Managed (SIMD, the default on the CPU) or TorchSharp (libtorch).</summary>
+    [Parameter]
+    public BackendKind? Backend { get; set; }
 
     /// <summary>Check the written file (structure and every tensor against the source) before renaming it into place.</summary>
     [Parameter]
@@ -156,8 +167,11 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
         var pump = new PipelineThreadPump();
         var progress = new ProgressReporter(this, 1, $"Exporting {plan.Source.Name}", "Starting");
         var modelPath = plan.Source.ModelPath;
+        var (backend, reason) = ComputeDevices.Resolve(Device, Backend);
+        WriteVerbose($"Compute: {reason}.");
         var options = ExportOptions.From(settings, outputPath, Force) with
         {
+            Backend = backend,
             Progress = new CallbackProgress<ExportProgress>(p => pump.Post(() => OnProgress(p, progress))),
             VerifyBeforeCommit = !Verify ? null : pending =>
             {

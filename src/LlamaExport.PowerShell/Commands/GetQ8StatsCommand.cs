@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
+using LlamaExport.Core.Kernels;
 using LlamaExport.Core.Llama2c;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.Statistics;
@@ -50,6 +51,16 @@ public sealed class GetQ8StatsCommand : PSCmdlet
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateRange(1, 1 << 20)]
     public int GroupSize { get; set; } = GroupSizeRule.DefaultGroupSize;
+
+    /// <summary>cpu, cuda, cuda:N or auto, as for Export-LlamaModel.</summary>
+    [Parameter]
+    [ArgumentCompleter(typeof(DeviceCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string Device { get; set; } = "cpu";
+
+    /// <summary>Managed or TorchSharp.</summary>
+    [Parameter]
+    public BackendKind? Backend { get; set; }
 
     /// <summary>One model-level object instead of one per tensor.</summary>
     [Parameter]
@@ -152,8 +163,11 @@ public sealed class GetQ8StatsCommand : PSCmdlet
     private Q8StatsOptions Options()
     {
         var patterns = Tensor?.Select(t => new WildcardPattern(t, WildcardOptions.IgnoreCase)).ToList();
+        var (backend, reason) = ComputeDevices.Resolve(Device, Backend);
+        WriteVerbose($"Compute: {reason}.");
         return new Q8StatsOptions
         {
+            Backend = backend,
             Include = patterns is null ? null : (name, sourceName) => patterns.Any(p => p.IsMatch(name) || (sourceName is not null && p.IsMatch(sourceName))),
         };
     }
