@@ -23,6 +23,10 @@ param(
     [ValidateSet('Release', 'Debug')]
     [string] $Configuration = 'Release',
 
+    # build: bundle the TorchSharp backend with libtorch for the CPU (about 600 MB) into the module.
+    [ValidateSet('none', 'cpu')]
+    [string] $LibTorch = 'none',
+
     # bench: 1b (1.24B parameters) or 7b (6.7B, 12.6 GiB, generated once).
     [ValidateSet('1b', '7b')]
     [string] $Size = '1b',
@@ -60,6 +64,19 @@ function Invoke-Build {
     $version = Get-ModuleVersion
     (Get-Content (Join-Path $Root 'LlamaExport.psd1') -Raw) -replace "ModuleVersion\s*=\s*'[^']*'", "ModuleVersion          = '$version'" |
         Set-Content (Join-Path $ModuleOut 'LlamaExport.psd1') -NoNewline
+    if ($LibTorch -eq 'cpu') {
+        # TorchSharp finds libtorch beside TorchSharp.dll, so a RID-specific publish (natives flattened) is copied in whole.
+        $publish = Join-Path $Root 'out/torchsharp-publish'
+        $rid = [System.Runtime.InteropServices.RuntimeInformation]::RuntimeIdentifier
+        Invoke-Dotnet publish (Join-Path $Root 'src/LlamaExport.TorchSharp/LlamaExport.TorchSharp.csproj') -c $Configuration -r $rid --self-contained false '-p:LibTorch=cpu' -o $publish -nologo --verbosity quiet
+        Get-ChildItem $publish -File | Where-Object Name -notin 'LlamaExport.Core.dll', 'LlamaExport.Core.pdb' | Copy-Item -Destination $ModuleOut -Force
+        & (Join-Path $Root 'tools/Repair-LibTorchSharp.ps1') -Path $ModuleOut
+        Write-Host "Bundled the TorchSharp backend with libtorch for the CPU ($rid)."
+    }
+    else {
+        # A module built without it must not keep a stale copy from an earlier -LibTorch build.
+        Get-ChildItem $ModuleOut -File -ErrorAction Ignore | Where-Object { $_.Name -like 'LlamaExport.TorchSharp.*' } | Remove-Item -Force
+    }
     Write-Host "Module assembled in $ModuleOut (version $version)"
 }
 

@@ -121,7 +121,7 @@ public static class ComputeDevices
         if (request.Kind == "cpu" && backend is null) return (ManagedComputeBackend.Instance, "the managed SIMD kernel on the CPU");
         if (unavailable is not null)
             throw Refused(request, $"the TorchSharp backend is not available: {unavailable}",
-                "Build the module with 'build.ps1 build -LibTorch cpu', or use -Device cpu with the managed backend.");
+                "Build the module with 'build.ps1 build -LibTorch cpu', or use the managed backend (leave out -Backend, or -Backend Managed, with -Device cpu).");
         if (request.Kind == "cuda" || (request.Kind == "auto" && provider!.CudaAvailable(out _)))
         {
             if (!provider!.CudaAvailable(out var cudaWhy))
