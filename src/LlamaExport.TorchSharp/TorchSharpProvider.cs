@@ -40,6 +40,16 @@ public sealed class TorchSharpProvider : IAcceleratorProvider
         return true;
     }
 
+    public bool HasCudaBuild
+    {
+        get
+        {
+            var folder = Path.GetDirectoryName(typeof(torch).Assembly.Location) ?? "";
+            return File.Exists(Path.Combine(folder, "libtorch_cuda.so")) || File.Exists(Path.Combine(folder, "torch_cuda.dll"))
+                || Directory.EnumerateFiles(folder, "*torch_cuda*", SearchOption.AllDirectories).Any();
+        }
+    }
+
     public int CudaDeviceCount => IsAvailable(out _) && torch.cuda.is_available() ? torch.cuda.device_count() : 0;
 
     public IComputeBackend Create(DeviceRequest device) =>

@@ -31,6 +31,9 @@ public interface IAcceleratorProvider
 
     int CudaDeviceCount { get; }
 
+    /// <summary>Whether the libtorch beside the backend is a CUDA build, found without loading it.</summary>
+    bool HasCudaBuild { get; }
+
     IComputeBackend Create(DeviceRequest device);
 }
 
@@ -80,17 +83,20 @@ public static class ComputeDevices
         return devices;
     }
 
-    /// <summary>Every backend and device, and why one is not available.</summary>
+    /// <summary>
+    /// Every backend and device, and why one is not available, without loading libtorch: loading it costs about
+    /// 100 MiB and starts threads, which a plan must not impose on the export that follows it.
+    /// </summary>
     public static IReadOnlyList<string> Describe()
     {
         var lines = new List<string> { $"cpu: managed SIMD ({Q8Kernel.SelectedPath(64)}), {Environment.ProcessorCount} cores" };
         var provider = Accelerator(out var why);
         if (provider is null) lines.Add($"TorchSharp: not available ({why})");
-        else if (!provider.IsAvailable(out why)) lines.Add($"TorchSharp: not available ({why})");
         else
         {
-            lines.Add("cpu: TorchSharp (libtorch)");
-            lines.Add(provider.CudaAvailable(out why) ? $"cuda: TorchSharp, {provider.CudaDeviceCount} device(s)" : $"cuda: not available ({why})");
+            lines.Add("cpu: TorchSharp (libtorch, loaded when -Backend TorchSharp or -Device cuda/auto asks for it)");
+            lines.Add(provider.HasCudaBuild ? "cuda: TorchSharp with a CUDA build of libtorch (devices are counted when it loads)"
+                : "cuda: not available (the libtorch beside the module is a CPU build)");
         }
 
         return lines;
@@ -100,9 +106,8 @@ public static class ComputeDevices
     public static (IComputeBackend Backend, string Reason) Resolve(string device, BackendKind? backend)
     {
         var request = Parse(device);
-        var provider = Accelerator(out var missing);
-        string? unavailable = provider is null ? missing : provider.IsAvailable(out var why) ? null : why;
-
+        // The managed kernel on the CPU needs nothing else: libtorch is not even loaded (it costs memory and
+        // starts OpenMP threads that compete with the managed workers).
         if (backend == BackendKind.Managed)
         {
             if (request.Kind == "cuda")
@@ -110,15 +115,20 @@ public static class ComputeDevices
             return (ManagedComputeBackend.Instance, "the managed SIMD kernel on the CPU, as asked");
         }
 
+        if (request.Kind == "cpu" && backend is null) return (ManagedComputeBackend.Instance, "the managed SIMD kernel on the CPU");
+
+        var provider = Accelerator(out var missing);
+        if (request.Kind == "auto" && backend is null && (provider is null || !provider.HasCudaBuild))
+            return (ManagedComputeBackend.Instance, $"auto picked the managed CPU kernel: no usable CUDA device ({(provider is null ? missing : "the libtorch beside the module is a CPU build")})");
+        string? unavailable = provider is null ? missing : provider.IsAvailable(out var why) ? null : why;
         if (request.Kind == "auto" && backend is null)
         {
-            if (unavailable is null && provider!.CudaAvailable(out var noCuda))
+            if (unavailable is null && provider!.CudaAvailable(out _))
                 return (provider.Create(new DeviceRequest("cuda", 0)), "auto picked TorchSharp on cuda:0");
             string reason = unavailable ?? (provider!.CudaAvailable(out var cudaWhy) ? "" : cudaWhy);
             return (ManagedComputeBackend.Instance, $"auto picked the managed CPU kernel: no usable CUDA device ({reason})");
         }
 
-        if (request.Kind == "cpu" && backend is null) return (ManagedComputeBackend.Instance, "the managed SIMD kernel on the CPU");
         if (unavailable is not null)
             throw Refused(request, $"the TorchSharp backend is not available: {unavailable}",
                 "Build the module with 'build.ps1 build -LibTorch cpu', or use the managed backend (leave out -Backend, or -Backend Managed, with -Device cpu).");
