@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.InteropServices;
 using LlamaExport.Core.Kernels;
 using LlamaExport.Core.Sources;
@@ -26,23 +27,35 @@ public sealed class TorchSharpComputeBackend(Device device) : IComputeBackend
         if (dtype is not (TensorDType.BFloat16 or TensorDType.Float16))
             throw new NotSupportedException($"{TensorDTypeInfo.ShortName(dtype)} cannot be converted to float32 exactly.");
         using var scope = NewDisposeScope();
-        // The raw 16-bit patterns go in as they are; libtorch widens them.
-        var raw = empty(source.Length / 2, dtype == TensorDType.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float16);
-        raw.bytes = source.ToArray();
-        var widened = raw.to(device).to(ScalarType.Float32).cpu();
-        widened.data<float>().CopyTo(destination);
+        // The raw 16-bit patterns go in as they are; libtorch widens them. Pooled arrays keep the managed heap flat.
+        var bytes = ArrayPool<byte>.Shared.Rent(source.Length);
+        try
+        {
+            source.CopyTo(bytes);
+            var raw = empty(source.Length / 2, dtype == TensorDType.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float16);
+            raw.bytes = bytes.AsSpan(0, source.Length);
+            var widened = raw.to(device).to(ScalarType.Float32).cpu();
+            widened.data<float>().CopyTo(destination);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(bytes);
+        }
     }
 
     public float QuantizeQ8(ReadOnlySpan<float> values, int groupSize, Span<sbyte> codes, Span<float> scales)
     {
         if (values.Length % groupSize != 0) throw new ArgumentException($"{values.Length} values are not a whole number of groups of {groupSize}.", nameof(values));
         using var scope = NewDisposeScope();
-        var w = tensor(values.ToArray(), ScalarType.Float32, device).reshape(-1, groupSize);
-        var scale = w.abs().amax(1) / 127.0f;
-        var zero = scale.eq(0).unsqueeze(1);
-        // 0/0 is NaN for an all-zero group; torch turns it into int8 0 on x86, and so does this, explicitly.
-        var q = where(zero, zeros_like(w), (w / scale.unsqueeze(1)).round()).clamp(-Q8Kernel.MaxCode, Q8Kernel.MaxCode);
-        var error = (q * scale.unsqueeze(1) - w).abs().max();
+        var w = empty(values.Length, ScalarType.Float32);
+        MemoryMarshal.AsBytes(values).CopyTo(w.bytes);
+        w = w.to(device).reshape(-1, groupSize);
+        var scale = w.abs().amax(1).div_(127.0f);
+        var perRow = scale.unsqueeze(1);
+        // In place where possible, so a chunk holds few temporaries. 0/0 is NaN for an all-zero group; torch turns
+        // it into int8 0 on x86, and so does this, explicitly.
+        var q = w.div(perRow).round_().masked_fill_(scale.eq(0).unsqueeze(1), 0).clamp_(-Q8Kernel.MaxCode, Q8Kernel.MaxCode);
+        var error = q.mul(perRow).sub_(w).abs_().max();
         q.to(ScalarType.Int8).cpu().data<sbyte>().CopyTo(codes);
         scale.cpu().data<float>().CopyTo(scales);
         return error.cpu().item<float>();
