@@ -74,7 +74,7 @@ public sealed class GetQ8StatsCommand : PSCmdlet
             return;
         }
 
-        foreach (var file in ResolveFiles())
+        foreach (var file in PathResolution.ResolveFiles(this, ParameterSetName == LiteralPathSet ? LiteralPath : Path, ParameterSetName == LiteralPathSet, foldersToo: true))
         {
             if (Stopping) return;
             Run(file, isFile: true, modelPath: ModelPath);
@@ -170,36 +170,5 @@ public sealed class GetQ8StatsCommand : PSCmdlet
             Backend = backend,
             Include = patterns is null ? null : (name, sourceName) => patterns.Any(p => p.IsMatch(name) || (sourceName is not null && p.IsMatch(sourceName))),
         };
-    }
-
-    private IEnumerable<string> ResolveFiles()
-    {
-        if (ParameterSetName == LiteralPathSet)
-        {
-            foreach (var literal in LiteralPath) yield return literal;
-            yield break;
-        }
-
-        foreach (var pattern in Path)
-        {
-            if (!WildcardPattern.ContainsWildcardCharacters(pattern))
-            {
-                yield return pattern;
-                continue;
-            }
-
-            List<string> matches;
-            try
-            {
-                matches = [.. SessionState.Path.GetResolvedProviderPathFromPSPath(pattern, out _)];
-            }
-            catch (ItemNotFoundException e)
-            {
-                WriteError(new ErrorRecord(e, "PathNotFound", ErrorCategory.ObjectNotFound, pattern));
-                continue;
-            }
-
-            foreach (var match in matches) yield return match;
-        }
     }
 }

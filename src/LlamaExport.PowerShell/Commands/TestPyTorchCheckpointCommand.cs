@@ -1,6 +1,6 @@
 using System.Management.Automation;
 using LlamaExport.Core.PyTorch;
-using Microsoft.PowerShell.Commands;
+using LlamaExport.PowerShell.Infrastructure;
 
 namespace LlamaExport.PowerShell.Commands;
 
@@ -35,44 +35,21 @@ public sealed class TestPyTorchCheckpointCommand : PSCmdlet
 
     protected override void ProcessRecord()
     {
-        foreach (var input in ParameterSetName == LiteralPathSet ? LiteralPath : Path)
+        foreach (var target in PathResolution.ResolveFiles(this, ParameterSetName == LiteralPathSet ? LiteralPath : Path, ParameterSetName == LiteralPathSet, foldersToo: true))
         {
-            List<string> targets;
-            ProviderInfo provider;
-            try
+            if (Stopping) return;
+            var files = Directory.Exists(target)
+                ? Patterns.SelectMany(p => Directory.EnumerateFiles(target, p)).Order(StringComparer.Ordinal).ToList()
+                : [target];
+            if (files.Count == 0)
             {
-                targets = ParameterSetName == LiteralPathSet
-                    ? [SessionState.Path.GetUnresolvedProviderPathFromPSPath(input, out provider, out _)]
-                    : [.. SessionState.Path.GetResolvedProviderPathFromPSPath(input, out provider)];
-            }
-            catch (ItemNotFoundException e)
-            {
-                WriteError(new ErrorRecord(e, "PathNotFound", ErrorCategory.ObjectNotFound, input));
+                WriteError(new ErrorRecord(new ItemNotFoundException($"'{target}' holds no .bin, .pth or .pt files."), "PathNotFound", ErrorCategory.ObjectNotFound, target));
                 continue;
             }
 
-            if (provider.ImplementingType != typeof(FileSystemProvider))
-            {
-                WriteError(new ErrorRecord(new ArgumentException($"'{input}' is not a file-system path."), "NotAFileSystemPath", ErrorCategory.InvalidArgument, input));
-                continue;
-            }
-
-            foreach (var target in targets)
-            {
-                if (Stopping) return;
-                var files = Directory.Exists(target)
-                    ? Patterns.SelectMany(p => Directory.EnumerateFiles(target, p)).Order(StringComparer.Ordinal).ToList()
-                    : File.Exists(target) ? [target] : [];
-                if (files.Count == 0)
-                {
-                    WriteError(new ErrorRecord(new ItemNotFoundException($"'{target}' does not exist or holds no .bin, .pth or .pt files."), "PathNotFound", ErrorCategory.ObjectNotFound, target));
-                    continue;
-                }
-
-                var reports = files.Select(CheckpointReport.Inspect).ToList();
-                if (Quiet) WriteObject(reports.All(r => r.IsValid));
-                else WriteObject(reports, enumerateCollection: true);
-            }
+            var reports = files.Select(CheckpointReport.Inspect).ToList();
+            if (Quiet) WriteObject(reports.All(r => r.IsValid));
+            else WriteObject(reports, enumerateCollection: true);
         }
     }
 }

@@ -1,7 +1,6 @@
 using System.Management.Automation;
 using LlamaExport.Core.Safetensors;
 using LlamaExport.PowerShell.Infrastructure;
-using Microsoft.PowerShell.Commands;
 
 namespace LlamaExport.PowerShell.Commands;
 
@@ -81,48 +80,6 @@ public sealed class TestSafetensorsCommand : PSCmdlet
         }
     }
 
-    private IEnumerable<string> ResolveInputs()
-    {
-        if (ParameterSetName == LiteralPathSet)
-        {
-            foreach (var literal in LiteralPath)
-            {
-                var path = SessionState.Path.GetUnresolvedProviderPathFromPSPath(literal, out var provider, out _);
-                if (!IsFileSystem(provider, literal)) continue;
-                if (File.Exists(path) || Directory.Exists(path)) yield return path;
-                else WriteError(NotFound(literal));
-            }
-
-            yield break;
-        }
-
-        foreach (var pattern in Path)
-        {
-            List<string> matches;
-            ProviderInfo provider;
-            try
-            {
-                matches = [.. SessionState.Path.GetResolvedProviderPathFromPSPath(pattern, out provider)];
-            }
-            catch (ItemNotFoundException)
-            {
-                WriteError(NotFound(pattern));
-                continue;
-            }
-
-            if (!IsFileSystem(provider, pattern)) continue;
-            foreach (var match in matches) yield return match;
-        }
-    }
-
-    private bool IsFileSystem(ProviderInfo provider, string path)
-    {
-        if (provider.ImplementingType == typeof(FileSystemProvider)) return true;
-        WriteError(new ErrorRecord(new ArgumentException($"'{path}' is on the {provider.Name} provider; Test-Safetensors reads files only."),
-            "NotAFileSystemPath", ErrorCategory.InvalidArgument, path));
-        return false;
-    }
-
-    private static ErrorRecord NotFound(string path) =>
-        new(new ItemNotFoundException($"Cannot find '{path}' because it does not exist."), "PathNotFound", ErrorCategory.ObjectNotFound, path);
+    private IEnumerable<string> ResolveInputs() =>
+        PathResolution.ResolveFiles(this, ParameterSetName == LiteralPathSet ? LiteralPath : Path, ParameterSetName == LiteralPathSet, foldersToo: true);
 }

@@ -18,28 +18,39 @@ internal static class PathResolution
         return resolved;
     }
 
-    /// <summary>Expands wildcards (unless literal), writing an ObjectNotFound error for each input that matches nothing.</summary>
-    public static IEnumerable<string> ResolveFiles(PSCmdlet cmdlet, IEnumerable<string> inputs, bool literal)
+    /// <summary>
+    /// Expands wildcards (unless literal) into existing files (and folders, when <paramref name="foldersToo"/>), writing an
+    /// error for each input that matches nothing or is not on the file system; the pipeline goes on.
+    /// </summary>
+    public static IEnumerable<string> ResolveFiles(PSCmdlet cmdlet, IEnumerable<string> inputs, bool literal, bool foldersToo = false)
     {
         foreach (var input in inputs)
         {
             List<string> matches;
             try
             {
-                matches = literal || !WildcardPattern.ContainsWildcardCharacters(input)
-                    ? [ToFileSystemPath(cmdlet, input)]
-                    : [.. cmdlet.SessionState.Path.GetResolvedProviderPathFromPSPath(input, out _)];
+                if (literal || !WildcardPattern.ContainsWildcardCharacters(input)) matches = [ToFileSystemPath(cmdlet, input)];
+                else
+                {
+                    matches = [.. cmdlet.SessionState.Path.GetResolvedProviderPathFromPSPath(input, out var provider)];
+                    if (provider.ImplementingType != typeof(FileSystemProvider)) matches = [ToFileSystemPath(cmdlet, input)];
+                }
             }
             catch (ItemNotFoundException e)
             {
                 cmdlet.WriteError(new ErrorRecord(e, "PathNotFound", ErrorCategory.ObjectNotFound, input));
                 continue;
             }
+            catch (LlamaExportException e)
+            {
+                cmdlet.WriteError(ErrorRecords.From(e, input));
+                continue;
+            }
 
             foreach (var match in matches)
             {
-                if (File.Exists(match)) yield return match;
-                else cmdlet.WriteError(new ErrorRecord(new ItemNotFoundException($"Cannot find the file '{match}'."), "PathNotFound", ErrorCategory.ObjectNotFound, match));
+                if (File.Exists(match) || (foldersToo && Directory.Exists(match))) yield return match;
+                else cmdlet.WriteError(new ErrorRecord(new ItemNotFoundException($"Cannot find '{match}' because it does not exist."), "PathNotFound", ErrorCategory.ObjectNotFound, match));
             }
         }
     }
