@@ -17,7 +17,7 @@ public static class ModelSourceLoader
         if (!Directory.Exists(modelPath))
             throw new LlamaExportException(ErrorIds.ModelFolderNotFound, FailureKind.ObjectNotFound,
                 $"The model folder '{modelPath}' does not exist.", modelPath,
-                "Check the path; it must be a folder holding config.json and the weights.");
+                "Check the path; it must be the model's folder (config.json with safetensors or .bin weights, params.json with consolidated.*.pth, or ckpt.pt).");
 
         ModelSource source;
         if (SafetensorsTensorSource.IsPresent(modelPath))
