@@ -136,3 +136,43 @@ public class DeviceCommandTests
         Assert.Contains(devices, d => d.StartsWith("cuda: not available", StringComparison.Ordinal));
     }
 }
+
+/// <summary>The TorchSharp backend's memory, measured in a fresh pwsh against the plan's own estimate for it.</summary>
+public class TorchSharpMemoryTests
+{
+    /// <summary>
+    /// The module as 'build.ps1 build -LibTorch cpu' lays it out (TorchSharp finds libtorch beside TorchSharp.dll),
+    /// made of links to this build's files rather than a 600 MB copy.
+    /// </summary>
+    private static string LinkedBundle(TempFolder temp)
+    {
+        var bundle = temp["bundle"];
+        Directory.CreateDirectory(bundle);
+        var bin = AppContext.BaseDirectory;
+        foreach (var file in Directory.EnumerateFiles(bin).Where(f => Path.GetFileName(f) is var n
+                     && (n.StartsWith("LlamaExport.", StringComparison.Ordinal) || n == "TorchSharp.dll") && !n.StartsWith("LlamaExport.Tests", StringComparison.Ordinal)))
+            File.CreateSymbolicLink(Path.Combine(bundle, Path.GetFileName(file)), file);
+        Directory.CreateDirectory(Path.Combine(bundle, "en-US"));
+        foreach (var file in Directory.EnumerateFiles(Path.Combine(bin, "en-US")))
+            File.CreateSymbolicLink(Path.Combine(bundle, "en-US", Path.GetFileName(file)), file);
+        foreach (var file in Directory.EnumerateFiles(Path.Combine(bin, "runtimes", "linux-x64", "native")))
+            File.CreateSymbolicLink(Path.Combine(bundle, Path.GetFileName(file)), file);
+        return Path.Combine(bundle, "LlamaExport.psd1");
+    }
+
+    [SkippableFact]
+    public void The_plan_estimates_the_TorchSharp_backend_honestly()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux(), "the bundle is laid out for linux-x64");
+        using var temp = new TempFolder();
+        var model = temp["model"];
+        Core.Synthetic.SyntheticLlamaModel.Write(new Core.Synthetic.SyntheticModelSpec { Dim = 512, HiddenDim = 1376, Layers = 6, Heads = 8, KvHeads = 4, VocabSize = 8000, DType = Core.Sources.TensorDType.BFloat16 }, model);
+        var manifest = LinkedBundle(temp);
+        ComputeDevices.Provider = new TorchSharpProvider();
+        var plan = Core.Planning.MemoryPlanner.FromModel(model, 2, 64, temp.Path);
+        Assert.NotNull(plan.TorchSharpPeakBytes);
+        var peak = MemoryPlanTests.ChildPeak(manifest, $"Export-LlamaModel -ModelPath '{model}' -OutputPath '{temp["out.bin"]}' -Backend TorchSharp -Force");
+        Assert.True(peak <= plan.TorchSharpPeakBytes, $"TorchSharp: measured {peak >> 20} MiB, estimated {plan.TorchSharpPeakBytes >> 20} MiB");
+        Assert.True(peak > plan.Estimates[0].PeakBytes, $"TorchSharp measured {peak >> 20} MiB, no more than the managed estimate: is libtorch really loaded?");
+    }
+}

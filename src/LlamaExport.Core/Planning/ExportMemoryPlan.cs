@@ -72,6 +72,9 @@ public sealed class ExportMemoryPlan
     public required IReadOnlyList<ModeEstimate> Estimates { get; init; }
     public required MemoryMode RecommendedMode { get; init; }
 
+    /// <summary>The Default mode's estimate with -Backend TorchSharp (libtorch's own memory on top), when it is installed.</summary>
+    public long? TorchSharpPeakBytes { get; init; }
+
     /// <summary>The mode the plan hands to Export-LlamaModel: the recommended one.</summary>
     public MemoryMode MemoryMode => RecommendedMode;
 

@@ -136,6 +136,8 @@ public static class MemoryPlanner
             MemorySource = method,
             FreeDiskBytes = freeDisk,
             Devices = ComputeDevices.Describe(),
+            TorchSharpPeakBytes = ComputeDevices.Accelerator(out _) is null ? null
+                : MemoryEstimator.Estimate(config, MemorySettings.For(MemoryMode.Default), rotaryPermuted, effectiveGroupSize, BackendKind.TorchSharp),
             Estimates = estimates,
             RecommendedMode = recommended,
             Fits = fits,

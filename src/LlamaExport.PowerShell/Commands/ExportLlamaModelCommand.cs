@@ -116,8 +116,10 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
             var tokenizer = IncludeTokenizer ? TokenizerExport.ForModel(modelPath, source.Config.VocabSize) : null;
             var tokenizerPath = Path.ChangeExtension(outputPath, ".tokenizer.bin");
             if (tokenizer is not null) AtomicOutputFile.CheckTarget(tokenizerPath, 1 << 20, Force);
-            var settings = MemorySettingsFor(source, plan.GroupSize);
-            var result = Run(plan, outputPath, settings);
+            var (backend, reason) = ComputeDevices.Resolve(Device, Backend);
+            WriteVerbose($"Compute: {reason}.");
+            var settings = MemorySettingsFor(source, plan.GroupSize, backend is ManagedComputeBackend ? BackendKind.Managed : BackendKind.TorchSharp);
+            var result = Run(plan, outputPath, settings, backend);
             WriteObject(result);
             if (tokenizer is not null)
             {
@@ -140,13 +142,13 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
     }
 
     /// <summary>The mode's (or the budget's) settings, refusing to start when they would not fit in memory, unless -Force.</summary>
-    private MemorySettings MemorySettingsFor(ModelSource source, int groupSize)
+    private MemorySettings MemorySettingsFor(ModelSource source, int groupSize, BackendKind backendKind)
     {
         bool limited = MyInvocation.BoundParameters.ContainsKey(nameof(MemoryLimit));
         var settings = limited
             ? MemoryEstimator.ForLimit(MemoryLimit, source.Config, source.RotaryPermuted, groupSize)
             : MemorySettings.For(MemoryMode);
-        long estimate = MemoryEstimator.Estimate(source.Config, settings, source.RotaryPermuted, groupSize);
+        long estimate = MemoryEstimator.Estimate(source.Config, settings, source.RotaryPermuted, groupSize, backendKind);
         WriteVerbose($"Memory: {(limited ? $"a {MemoryLimit / 1048576.0:N0} MiB budget" : settings.Mode.ToString())}: {settings.Workers} worker(s), chunks of about {settings.ChunkElements:N0} elements" +
             $"{(settings.ReleasePageCache ? ", page cache released as it goes" : "")}; estimated peak {estimate / 1048576.0:N0} MiB.");
         var (_, available, _) = MemoryPlanner.MachineMemory();
@@ -162,13 +164,11 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
         return settings;
     }
 
-    private ExportResult Run(ExportPlan plan, string outputPath, MemorySettings settings)
+    private ExportResult Run(ExportPlan plan, string outputPath, MemorySettings settings, IComputeBackend backend)
     {
         var pump = new PipelineThreadPump();
         var progress = new ProgressReporter(this, 1, $"Exporting {plan.Source.Name}", "Starting");
         var modelPath = plan.Source.ModelPath;
-        var (backend, reason) = ComputeDevices.Resolve(Device, Backend);
-        WriteVerbose($"Compute: {reason}.");
         var options = ExportOptions.From(settings, outputPath, Force) with
         {
             Backend = backend,
