@@ -6,8 +6,9 @@
     build  Compiles and assembles the importable module in out/LlamaExport.
     test   Builds, runs every test, and ends with an "N passed, N failed" line.
     demo   Builds, generates a small deterministic demo model, exports it and shows the result.
-    bench  Builds, generates (once, outside the repository) a 1.24B-parameter BF16 model and measures
-           the export against the machine's own I/O baseline, measured in the same run.
+    bench  Builds, generates (once, outside the repository) a 1.24B-parameter BF16 model (-Size 7b: 6.7B) and
+           measures every memory mode against the machine's own I/O baseline, measured in the same run;
+           with -LibTorch cpu, the TorchSharp backend too.
     clean  Removes build outputs.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 demo
@@ -147,7 +148,8 @@ function Invoke-Demo {
 
 function Invoke-Bench {
     Invoke-Build
-    & (Join-Path $Root 'tools/bench.ps1') -ModulePath (Join-Path $ModuleOut 'LlamaExport.psd1') -CacheDirectory $BenchCache -Size $Size
+    $backends = if ($LibTorch -eq 'cpu') { @('TorchSharp') } else { @() }
+    & (Join-Path $Root 'tools/bench.ps1') -ModulePath (Join-Path $ModuleOut 'LlamaExport.psd1') -CacheDirectory $BenchCache -Size $Size -Backends $backends
     if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 }
 

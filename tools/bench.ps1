@@ -23,7 +23,9 @@ param(
     # 1b: dim 2048, hidden 5504, 22 layers (1.24B, 2.3 GiB). 7b: dim 4096, hidden 11008, 32 layers, 32 heads (6.7B, 12.6 GiB).
     [ValidateSet('1b', '7b')] [string] $Size = '1b',
     [ValidateSet('Default', 'LowMemory', 'UltraLowMemory')] [string[]] $Modes = @('Default', 'LowMemory', 'UltraLowMemory'),
-    [int] $Runs = $(if ($Size -eq '7b') { 1 } else { 2 })
+    [int] $Runs = $(if ($Size -eq '7b') { 1 } else { 2 }),
+    # Also export with these backends in Default mode (TorchSharp needs a module built with -LibTorch cpu).
+    [ValidateSet('TorchSharp')] [string[]] $Backends = @()
 )
 
 $ErrorActionPreference = 'Stop'
@@ -70,8 +72,8 @@ function Invoke-Stats {
     $json | ConvertFrom-Json
 }
 
-function Invoke-Export([string] $Mode) {
-    $script = "Import-Module '$ModulePath'; `$r = Export-LlamaModel -ModelPath '$model' -OutputPath '$target' -Version $Version -MemoryMode $Mode -Force -WarningAction SilentlyContinue -ProgressAction SilentlyContinue; `$r | Select-Object @{ n = 'Seconds'; e = { `$_.Duration.TotalSeconds } }, ThroughputMBps, PeakWorkingSetBytes, Bytes, GroupSize | ConvertTo-Json -Compress"
+function Invoke-Export([string] $Mode, [string] $Backend = 'Managed') {
+    $script = "Import-Module '$ModulePath'; `$r = Export-LlamaModel -ModelPath '$model' -OutputPath '$target' -Version $Version -MemoryMode $Mode -Backend $Backend -Force -WarningAction SilentlyContinue -ProgressAction SilentlyContinue; `$r | Select-Object @{ n = 'Seconds'; e = { `$_.Duration.TotalSeconds } }, ThroughputMBps, PeakWorkingSetBytes, Bytes, GroupSize | ConvertTo-Json -Compress"
     $sw = [Diagnostics.Stopwatch]::StartNew()
     $json = & dotnet pwsh -NoProfile -NonInteractive -Command $script
     if ($LASTEXITCODE -ne 0) { throw "The export failed: $json" }
@@ -119,6 +121,18 @@ $rows = foreach ($run in 1..$Runs) {
             'Estimate(MiB)'  = [Math]::Round(($plan.Estimates | Where-Object Mode -eq $mode).PeakBytes / 1MB, 0)
             'Bound(MiB)'     = [Math]::Round(($plan.Estimates | Where-Object Mode -eq $mode).BoundBytes / 1MB, 0)
         }
+    }
+}
+foreach ($backend in $Backends) {
+    $io::Settle()
+    & $warm; $io::Settle()
+    $export = Invoke-Export 'Default' $backend
+    Remove-Item $target -ErrorAction Ignore
+    $rows = @($rows) + [pscustomobject]@{
+        Run = 'last'; Mode = "Default, $backend"; 'ReadBase(s)' = $rows[-1].'ReadBase(s)'; 'Write(s)' = $rows[-1].'Write(s)'; 'WriteOurs(s)' = $rows[-1].'WriteOurs(s)'
+        'IOBase(s)' = $rows[-1].'IOBase(s)'; 'Export(s)' = [Math]::Round($export.ExportSeconds, 2)
+        'Export/IOBase' = [Math]::Round($export.ExportSeconds / $rows[-1].'IOBase(s)', 2); 'MB/s' = [Math]::Round($export.MBps, 0)
+        'PeakRSS(MiB)' = [Math]::Round($export.PeakRssMiB, 0); 'Estimate(MiB)' = [Math]::Round($plan.TorchSharpPeakBytes / 1MB, 0); 'Bound(MiB)' = 512
     }
 }
 $rows | Format-Table -AutoSize -Property Run, Mode, 'ReadBase(s)', 'Write(s)', 'WriteOurs(s)', 'IOBase(s)', 'Export(s)', 'Export/IOBase', 'MB/s', 'PeakRSS(MiB)', 'Estimate(MiB)', 'Bound(MiB)' |

@@ -52,6 +52,31 @@ public sealed class TorchSharpProvider : IAcceleratorProvider
 
     public int CudaDeviceCount => IsAvailable(out _) && torch.cuda.is_available() ? torch.cuda.device_count() : 0;
 
-    public IComputeBackend Create(DeviceRequest device) =>
-        new TorchSharpComputeBackend(device.Kind == "cuda" ? new torch.Device(DeviceType.CUDA, Math.Max(0, device.Index)) : torch.CPU);
+    public IComputeBackend Create(DeviceRequest device)
+    {
+        KeepLargeBlocksMapped();
+        return new TorchSharpComputeBackend(device.Kind == "cuda" ? new torch.Device(DeviceType.CUDA, Math.Max(0, device.Index)) : torch.CPU);
+    }
+
+    /// <summary>
+    /// libtorch allocates each chunk's tensors with malloc. glibc raises its mmap threshold after the first large
+    /// free, after which multi-megabyte blocks come from the heap and stay resident; a fixed threshold keeps them
+    /// mapped, so they go back to the system when freed and the process stays near its estimate.
+    /// </summary>
+    private static void KeepLargeBlocksMapped()
+    {
+        const int M_MMAP_THRESHOLD = -3;
+        if (!OperatingSystem.IsLinux()) return;
+        try
+        {
+            _ = Mallopt(M_MMAP_THRESHOLD, 1 << 20);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            // Not glibc: nothing to tune.
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mallopt")]
+    private static extern int Mallopt(int parameter, int value);
 }
