@@ -135,13 +135,13 @@ function Invoke-Demo {
     Get-ChildItem $model | Format-Table Name, Length -AutoSize | Out-Host
     Write-Host "Export-LlamaModel -ModelPath $model -OutputDirectory $demo -Version 2 -Force" -ForegroundColor Cyan
     $result = Export-LlamaModel -ModelPath $model -OutputDirectory $demo -Version 2 -Force -WarningVariable warnings
-    $result | Out-Host
-    $result | Format-List | Out-Host
+    $result | Format-Table -AutoSize | Out-String -Width 200 | Write-Host
+    $result | Format-List | Out-String -Width 200 | Write-Host
     Write-Host "Worst tensors by quantization error:" -ForegroundColor Cyan
-    $result.Sections | Where-Object MaxError | Sort-Object MaxError -Descending | Select-Object -First 5 | Out-Host
+    $result.Sections | Where-Object MaxError | Sort-Object MaxError -Descending | Select-Object -First 5 | Format-Table -AutoSize | Out-String -Width 200 | Write-Host
     # Prove it: structure, every tensor against the source, and the model's own predictions under runq.c's arithmetic.
     Write-Host "Test-LlamaExport $($result.OutputPath) -ModelPath $model -Forward -QuantizedActivations" -ForegroundColor Cyan
-    Test-LlamaExport $result.OutputPath -ModelPath $model -Forward -QuantizedActivations | Format-List | Out-Host
+    Test-LlamaExport $result.OutputPath -ModelPath $model -Forward -QuantizedActivations | Format-List | Out-String -Width 200 | Write-Host
     Write-Host "Invoke-LlamaModel $($result.OutputPath) -Steps 16 -QuantizedActivations (greedy token ids, as runq.c prints them)" -ForegroundColor Cyan
     (Invoke-LlamaModel $result.OutputPath -Steps 16 -QuantizedActivations) -join ' ' | Out-Host
 }
