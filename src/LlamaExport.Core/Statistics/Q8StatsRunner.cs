@@ -32,17 +32,8 @@ public static class Q8StatsRunner
         foreach (var section in plan.Sections)
         {
             if (section.Encoding != SectionEncoding.Q8_0 || !Included(options, section.Name, section.SourceName)) continue;
-            var chunks = SectionChunkReader.Chunk(plan, options.ChunkElements, s => ReferenceEquals(s, section), groupSize);
-            int largest = checked((int)chunks.Max(ch => ch.Rows * section.RowLength));
-            var totals = RunParallel(chunks, options, pool, largest, groupSize, (chunk, buffers, sums) =>
-            {
-                var values = SectionChunkReader.Read(plan, chunk, buffers, options.Backend);
-                var codes = buffers.Codes.AsSpan(0, values.Length);
-                var scales = buffers.Scales.AsSpan(0, values.Length / groupSize);
-                options.Backend.QuantizeQ8(values, groupSize, codes, scales);
-                sums.AddCodes(codes, scales, groupSize, dequantizedMaximum: false);
-                sums.AddErrors(values, codes, scales, groupSize);
-            }, cancellationToken);
+            var totals = AgainstSource(plan, section, groupSize, options, pool, cancellationToken,
+                (_, values, codes, scales) => options.Backend.QuantizeQ8(values, groupSize, codes, scales));
             yield return Build(section.Name, section.SourceName, section.Role, section.Layer, section.Rows, section.RowLength, groupSize, Q8StatsSource.Simulated, totals);
         }
     }
@@ -88,19 +79,30 @@ public static class Q8StatsRunner
         {
             if (entry.Encoding != SectionEncoding.Q8_0 || !sections.TryGetValue(entry.Name, out var section)
                 || !Included(options, entry.Name, section.SourceName)) continue;
-            var chunks = SectionChunkReader.Chunk(plan, options.ChunkElements, s => ReferenceEquals(s, section), groupSize);
-            int largest = checked((int)chunks.Max(ch => ch.Rows * section.RowLength));
-            var totals = RunParallel(chunks, options, pool, largest, groupSize, (chunk, buffers, sums) =>
-            {
-                var values = SectionChunkReader.Read(plan, chunk, buffers, options.Backend);
-                var codes = buffers.Codes.AsSpan(0, values.Length);
-                var scales = buffers.Scales.AsSpan(0, values.Length / groupSize);
-                file.ReadQ8(entry, chunk.FirstRow, codes, scales);
-                sums.AddCodes(codes, scales, groupSize, dequantizedMaximum: false);
-                sums.AddErrors(values, codes, scales, groupSize);
-            }, cancellationToken);
+            var totals = AgainstSource(plan, section, groupSize, options, pool, cancellationToken,
+                (chunk, _, codes, scales) => file.ReadQ8(entry, chunk.FirstRow, codes, scales));
             yield return Build(entry.Name, section.SourceName, entry.Role, entry.Layer, entry.Rows, entry.Columns, groupSize, Q8StatsSource.Compared, totals);
         }
+    }
+
+    /// <summary>Fills a chunk's codes and scales (by quantizing its values, or from a file).</summary>
+    private delegate void CodesFor(SectionChunk chunk, ReadOnlySpan<float> values, Span<sbyte> codes, Span<float> scales);
+
+    /// <summary>One tensor's statistics against its source values, with the codes and scales <paramref name="codesFor"/> gives.</summary>
+    private static Q8StatsAccumulator AgainstSource(ExportPlan plan, ExportSection section, int groupSize, Q8StatsOptions options,
+        ConcurrentBag<ChunkBuffers> pool, CancellationToken cancellationToken, CodesFor codesFor)
+    {
+        var chunks = SectionChunkReader.Chunk(plan, options.ChunkElements, s => ReferenceEquals(s, section), groupSize);
+        int largest = checked((int)chunks.Max(ch => ch.Rows * section.RowLength));
+        return RunParallel(chunks, options, pool, largest, groupSize, (chunk, buffers, sums) =>
+        {
+            var values = SectionChunkReader.Read(plan, chunk, buffers, options.Backend);
+            var codes = buffers.Codes.AsSpan(0, values.Length);
+            var scales = buffers.Scales.AsSpan(0, values.Length / groupSize);
+            codesFor(chunk, values, codes, scales);
+            sums.AddCodes(codes, scales, groupSize, dequantizedMaximum: false);
+            sums.AddErrors(values, codes, scales, groupSize);
+        }, cancellationToken);
     }
 
     /// <summary>Combines per-tensor statistics into one model-level object.</summary>
