@@ -2,20 +2,20 @@ using Xunit;
 
 namespace LlamaExport.Tests;
 
-/// <summary>Where the shared fixtures and a scratch folder live for the tests.</summary>
+/// <summary>Where the fixtures and a scratch folder live for the tests.</summary>
 internal static class TestPaths
 {
     public static string RepositoryRoot { get; } = FindRoot();
 
-    /// <summary>../shared/fixtures beside the repository (LLAMAEXPORT_FIXTURES overrides).</summary>
-    public static string Fixtures => Environment.GetEnvironmentVariable("LLAMAEXPORT_FIXTURES")
-        ?? Path.GetFullPath(Path.Combine(RepositoryRoot, "..", "shared", "fixtures"));
+    /// <summary>tests/fixtures in the repository: a clone carries every file its tests read.</summary>
+    public static string Fixtures => Path.Combine(RepositoryRoot, "tests", "fixtures");
 
-    /// <summary>A fixture's path; the calling test is skipped, naming the path, when it is absent.</summary>
+    /// <summary>A fixture's path. The fixtures are part of the repository, so a missing one fails the test.</summary>
     public static string Fixture(params string[] parts)
     {
         var path = Path.Combine([Fixtures, .. parts]);
-        Skip.IfNot(File.Exists(path) || Directory.Exists(path), $"Fixture not found: {path} (tests read ../shared/fixtures beside the repository).");
+        if (!File.Exists(path) && !Directory.Exists(path))
+            throw new FileNotFoundException($"Fixture not found: {path}. tests/fixtures/README.md lists every fixture; restore it from git.", path);
         return path;
     }
 

@@ -42,23 +42,6 @@ public class TokenizerTests
     }
 
     /// <summary>
-    /// The golden tokenizer.bin comes from Llama 2's tokenizer.model; the tokenizer.json fixture should be the same
-    /// vocabulary. Where it is not, piece-by-piece and encoding comparisons with the golden cannot hold, and the
-    /// test says exactly why instead of passing or failing on a premise that is false.
-    /// </summary>
-    [SkippableFact]
-    public void Tokenizer_json_gives_the_golden_pieces_and_encodings()
-    {
-        var golden = RunCTokenizer.Load(File.ReadAllBytes(Fixture("tokenizer.bin")));
-        var ours = RunCTokenizer.Load(HuggingFaceTokenizerReader.Read(Fixture("tokenizer.json")).ToTokenizerBin());
-        Assert.Equal(golden.Pieces.Length, ours.Pieces.Length);
-        int mismatch = Enumerable.Range(0, golden.Pieces.Length).FirstOrDefault(i => !golden.Pieces[i].AsSpan().SequenceEqual(ours.Pieces[i]), -1);
-        Skip.If(mismatch >= 0, $"The tokenizer.json fixture is not Llama 2's vocabulary: its id {mismatch} is '{Encoding.UTF8.GetString(ours.Pieces[mismatch])}' where tokenizer.model has '{Encoding.UTF8.GetString(golden.Pieces[mismatch])}' ({Enumerable.Range(0, golden.Pieces.Length).Count(i => !golden.Pieces[i].AsSpan().SequenceEqual(ours.Pieces[i]))} ids differ; its order matches Mistral 7B's tokenizer).");
-        var differing = Corpus().Where(line => !golden.Encode(line).SequenceEqual(ours.Encode(line))).ToList();
-        Assert.True(differing.Count == 0, $"{differing.Count} lines encode differently, e.g. \"{differing.FirstOrDefault()}\"");
-    }
-
-    /// <summary>
     /// What matters about merge-rank scores: run.c's greedy highest-score merge, run on the tokenizer.bin made from
     /// tokenizer.json, gives exactly the ids HuggingFace's BPE (lowest merge rank first, byte fallback) gives.
     /// </summary>
