@@ -23,6 +23,13 @@ public sealed class ExportVerdict
     public string? ModelPath { get; init; }
     public int Version { get; init; }
     public int GroupSize { get; init; }
+
+    /// <summary>
+    /// The llama2.c program that can run this file as it is: run.c (a complete version 0 file), runq.c (a complete
+    /// version 2 file whose group size divides dim and hidden_dim), or "none" (version 1, or a broken file).
+    /// </summary>
+    public string ReadableBy { get; init; } = Llama2c.Llama2cPrograms.None;
+
     public required IReadOnlyList<ExportCheck> Checks { get; init; }
     public ForwardAgreement? Agreement { get; init; }
     public bool Passed => Checks.All(c => c.Passed);

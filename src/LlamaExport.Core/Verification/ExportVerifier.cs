@@ -54,13 +54,15 @@ public static class ExportVerifier
             var c = file.Config;
             checks.Add(new ExportCheck("Header", true,
                 $"llama2.c v{file.Version}: dim {c.Dim}, hidden_dim {c.HiddenDim}, {c.Layers} layers, {c.Heads} heads ({c.KvHeads} kv), vocab {c.VocabSize}, seq_len {c.MaxSeqLen}, classifier {(file.SharedClassifier ? "shared" : "separate")}" +
-                (file.Version == 2 ? $", group size {file.GroupSize}" : "")));
+                (file.Version == 2 ? $", group size {file.GroupSize}" : "") + $"; {Llama2cPrograms.Describe(file.Version)}"));
             bool sized = file.FileLength == file.ExpectedLength;
+            bool runqReadable = true;
             checks.Add(new ExportCheck("FileSize", sized, sized ? $"{file.FileLength:N0} bytes, as the header implies"
                 : $"the file is {file.FileLength:N0} bytes but its header implies {file.ExpectedLength:N0}{(file.FileLength < file.ExpectedLength ? "; it is truncated" : "")}"));
             if (file.Version == 2)
             {
                 var unreadable = GroupSizeRule.Unreadable(file.GroupSize, c.Dim, c.HiddenDim);
+                runqReadable = unreadable is null;
                 checks.Add(new ExportCheck("RunqReadable", unreadable is null, unreadable is null
                     ? $"group size {file.GroupSize} divides dim {c.Dim} and hidden_dim {c.HiddenDim}"
                     : $"{unreadable}; re-export with a group size that divides both (Export-LlamaModel backs off automatically)"));
@@ -86,6 +88,7 @@ public static class ExportVerifier
             return new ExportVerdict
             {
                 Path = path, ModelPath = modelPath, Version = file.Version, GroupSize = file.GroupSize, Checks = checks, Agreement = agreement,
+                ReadableBy = sized && runqReadable ? Llama2cPrograms.ReaderOf(file.Version) : Llama2cPrograms.None,
             };
         }
     }

@@ -1,0 +1,142 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.RegularExpressions;
+using Xunit;
+
+namespace LlamaExport.Tests;
+
+/// <summary>
+/// llama2.c's own programs, compiled from tests/third_party/llama2.c, run on files this module exports: run.c reads
+/// version 0, runq.c version 2, neither reads version 1, and their greedy ids equal Invoke-LlamaModel's.
+/// </summary>
+public sealed partial class Llama2cProgramsTests : IClassFixture<Llama2cProgramsTests.Programs>
+{
+    private readonly Programs _programs;
+
+    public Llama2cProgramsTests(Programs programs) => _programs = programs;
+
+    public sealed class Programs : IDisposable
+    {
+        private readonly TempFolder _folder = new();
+
+        public Programs()
+        {
+            Compiler = new[] { "cc", "gcc", "clang" }.FirstOrDefault(c => Which(c) is not null);
+            if (Compiler is null) return;
+            var sources = Path.Combine(TestPaths.RepositoryRoot, "tests", "third_party", "llama2.c");
+            RunC = Compile(Path.Combine(sources, "run.c"), _folder["run"]);
+            RunqC = Compile(Path.Combine(sources, "runq.c"), _folder["runq"]);
+            // A tokenizer whose piece for id i is "[i]", so the text run.c prints is the id sequence itself.
+            IdTokenizer = _folder["ids.tokenizer.bin"];
+            using var w = new BinaryWriter(File.Create(IdTokenizer));
+            w.Write(8u);
+            for (int i = 0; i < 512; i++)
+            {
+                var piece = Encoding.ASCII.GetBytes($"[{i}]");
+                w.Write(0f);
+                w.Write(piece.Length);
+                w.Write(piece);
+            }
+        }
+
+        public string? Compiler { get; }
+        public string RunC { get; } = "";
+        public string RunqC { get; } = "";
+        public string IdTokenizer { get; } = "";
+        public string Scratch => _folder.Path;
+
+        private string Compile(string source, string output)
+        {
+            var (code, _, stderr) = Execute(Compiler!, "-O2", "-o", output, source, "-lm");
+            if (code != 0) throw new InvalidOperationException($"{Compiler} failed on {source}: {stderr}");
+            return output;
+        }
+
+        private static string? Which(string name) => (Environment.GetEnvironmentVariable("PATH") ?? "")
+            .Split(Path.PathSeparator).Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists);
+
+        public void Dispose() => _folder.Dispose();
+    }
+
+    private static (int ExitCode, string Stdout, string Stderr) Execute(string program, params string[] arguments)
+    {
+        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in arguments) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(60_000)) { process.Kill(); throw new TimeoutException($"{program} did not finish in 60 s"); }
+        return (process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [GeneratedRegex(@"\[(\d+)\]")]
+    private static partial Regex IdPattern();
+
+    private int[] Generate(string program, string model, int steps)
+    {
+        var (code, stdout, stderr) = Execute(program, model, "-z", _programs.IdTokenizer, "-t", "0", "-n", steps.ToString());
+        Assert.True(code == 0, $"{Path.GetFileName(program)} failed on {model}: {stderr}");
+        return [.. IdPattern().Matches(stdout).Select(m => int.Parse(m.Groups[1].Value))];
+    }
+
+    private (string Path, int[] Ids, string ReadableBy) ExportAndInvoke(int version, bool quantizedActivations)
+    {
+        using var ps = new HostedPowerShell();
+        var output = Path.Combine(_programs.Scratch, $"v{version}-{Guid.NewGuid():N}.bin");
+        var (results, pipeline) = ps.Run(
+            "$null = Export-LlamaModel $model $out -Version $version -Force -WarningAction SilentlyContinue; " +
+            "[pscustomobject]@{ Ids = @(Invoke-LlamaModel $out -Steps 64 -QuantizedActivations:$quantized); ReadableBy = (Test-LlamaExport $out -WarningAction SilentlyContinue).ReadableBy }",
+            new Dictionary<string, object?> { ["model"] = TestPaths.Stories("hf-f32"), ["out"] = output, ["version"] = version, ["quantized"] = quantizedActivations });
+        Assert.False(pipeline.HadErrors, string.Join("; ", pipeline.Streams.Error));
+        var result = Assert.Single(results);
+        var ids = ((object[])result.Properties["Ids"].Value).Select(o => Convert.ToInt32(o is System.Management.Automation.PSObject p ? p.BaseObject : o)).ToArray();
+        return (output, ids, (string)result.Properties["ReadableBy"].Value);
+    }
+
+    [SkippableFact]
+    public void Run_c_generates_from_a_version_0_export_the_ids_Invoke_LlamaModel_gives()
+    {
+        Skip.If(_programs.Compiler is null, "No C compiler (cc, gcc or clang) on the PATH, so llama2.c's run.c cannot be compiled here.");
+        var (path, ours, readableBy) = ExportAndInvoke(0, quantizedActivations: false);
+        var runC = Generate(_programs.RunC, path, 64);
+        Assert.Equal(64, runC.Length);
+        Assert.Equal(runC, ours);
+        Assert.Equal("run.c", readableBy);
+        Assert.Equal(GreedyGolden("run-c-v0-original"), runC);
+    }
+
+    [SkippableFact]
+    public void Runq_c_generates_from_a_version_2_export_the_ids_Invoke_LlamaModel_gives()
+    {
+        Skip.If(_programs.Compiler is null, "No C compiler (cc, gcc or clang) on the PATH, so llama2.c's runq.c cannot be compiled here.");
+        var (path, ours, readableBy) = ExportAndInvoke(2, quantizedActivations: true);
+        var runq = Generate(_programs.RunqC, path, 64);
+        Assert.Equal(64, runq.Length);
+        Assert.Equal(runq, ours);
+        Assert.Equal("runq.c", readableBy);
+        Assert.Equal(GreedyGolden("runq-c-v2-gs4"), runq);
+    }
+
+    [SkippableFact]
+    public void No_llama2c_program_reads_version_1_and_Test_LlamaExport_says_so()
+    {
+        Skip.If(_programs.Compiler is null, "No C compiler (cc, gcc or clang) on the PATH, so llama2.c's programs cannot be compiled here.");
+        var (path, _, readableBy) = ExportAndInvoke(1, quantizedActivations: false);
+        var (runCode, _, runErr) = Execute(_programs.RunC, path, "-z", _programs.IdTokenizer, "-t", "0", "-n", "4");
+        Assert.NotEqual(0, runCode);
+        Assert.Contains("malloc failed!", runErr);
+        var (runqCode, _, runqErr) = Execute(_programs.RunqC, path, "-z", _programs.IdTokenizer, "-t", "0", "-n", "4");
+        Assert.NotEqual(0, runqCode);
+        Assert.Contains("Bad version 1, need version 2", runqErr);
+        Assert.Equal("none", readableBy);
+
+        // runq.c reads version 0 as no file at all, and run.c a version 2 file likewise.
+        Assert.NotEqual(0, Execute(_programs.RunqC, TestPaths.Stories("stories260K-v0-original.bin"), "-z", _programs.IdTokenizer, "-n", "4").ExitCode);
+    }
+
+    private static int[] GreedyGolden(string sequence)
+    {
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(TestPaths.Stories("golden", "greedy.json")));
+        return [.. json.RootElement.GetProperty("sequences").GetProperty(sequence).EnumerateArray().Select(e => e.GetInt32())];
+    }
+}
