@@ -77,6 +77,7 @@ public sealed class TorchSharpProvider : IAcceleratorProvider
         }
     }
 
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mallopt")]
     private static extern int Mallopt(int parameter, int value);
 }

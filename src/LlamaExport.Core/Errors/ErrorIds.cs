@@ -35,4 +35,31 @@ public static class ErrorIds
     public const string TokenizerInvalid = "TokenizerInvalid";
     public const string TokenizerUnsupported = "TokenizerUnsupported";
     public const string TokenizerVocabMismatch = "TokenizerVocabMismatch";
+
+    // Paths
+    public const string PathNotFound = "PathNotFound";
+    public const string PathIsAFolder = "PathIsAFolder";
+    public const string NotAFileSystemPath = "NotAFileSystemPath";
+
+    // Devices, backends and memory
+    public const string InvalidDevice = "InvalidDevice";
+    public const string DeviceUnavailable = "DeviceUnavailable";
+    public const string BackendUnavailable = "BackendUnavailable";
+    public const string InsufficientMemory = "InsufficientMemory";
+    public const string MemoryLimitTooSmall = "MemoryLimitTooSmall";
+
+    // Statistics and generation
+    public const string FileDoesNotMatchModel = "FileDoesNotMatchModel";
+    public const string NotQuantized = "NotQuantized";
+    public const string InvalidPrompt = "InvalidPrompt";
+
+    // An I/O failure the engine did not classify; the record still names the input and the category.
+    public const string ExportFailed = "ExportFailed";
+    public const string PlanFailed = "PlanFailed";
+    public const string Q8StatsFailed = "Q8StatsFailed";
+    public const string ReadFailed = "ReadFailed";
+
+    /// <summary>Every id, for tests that hold errors to this list.</summary>
+    public static IReadOnlyCollection<string> All { get; } = typeof(ErrorIds).GetFields()
+        .Where(f => f.IsLiteral && f.FieldType == typeof(string)).Select(f => (string)f.GetRawConstantValue()!).ToHashSet();
 }

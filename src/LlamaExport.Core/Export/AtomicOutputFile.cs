@@ -78,19 +78,19 @@ public sealed class AtomicOutputFile : IExportOutput
         var directory = Path.GetDirectoryName(targetPath)!;
         if (!Directory.Exists(directory))
             throw new LlamaExportException(ErrorIds.OutputDirectoryNotFound, FailureKind.ObjectNotFound,
-                $"The output folder '{directory}' does not exist.", directory, "Create the folder first, or choose another -OutputPath.");
+                $"The output folder '{directory}' does not exist.", directory, $"Create it first (New-Item -ItemType Directory '{directory}'), or write to a folder that exists.");
         if (Directory.Exists(targetPath))
             throw new LlamaExportException(ErrorIds.OutputExists, FailureKind.ResourceExists,
                 $"'{targetPath}' is a folder; the output must be a file.", targetPath, "Use -OutputDirectory to write into a folder, or name a file.");
         if (File.Exists(targetPath) && !force)
             throw new LlamaExportException(ErrorIds.OutputExists, FailureKind.ResourceExists,
-                $"'{targetPath}' already exists.", targetPath, "Use -Force to replace it, or choose another -OutputPath.");
+                $"'{targetPath}' already exists.", targetPath, "Use -Force to replace it, or write to another file name.");
 
         long? free = FreeBytes(directory);
         if (free is long available && available < size)
             throw new LlamaExportException(ErrorIds.InsufficientDiskSpace, FailureKind.ResourceUnavailable,
                 $"The export needs {size:N0} bytes but only {available:N0} are free at '{directory}'.", directory,
-                "Free some space, or write to another disk with -OutputPath or -OutputDirectory.");
+                "Free some space, or write to another disk.");
     }
 
     public static long? FreeBytes(string directory)
@@ -163,7 +163,7 @@ public sealed class AtomicOutputFile : IExportOutput
         catch (IOException) when (!_force && File.Exists(TargetPath))
         {
             throw new LlamaExportException(ErrorIds.OutputExists, FailureKind.ResourceExists,
-                $"'{TargetPath}' appeared while the export ran; it was left as it is.", TargetPath, "Use -Force to replace it, or choose another -OutputPath.");
+                $"'{TargetPath}' appeared while the export ran; it was left as it is.", TargetPath, "Use -Force to replace it, or write to another file name.");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -245,11 +245,17 @@ public sealed class AtomicOutputFile : IExportOutput
     private static LlamaExportException MapWriteFailure(Exception e, string targetPath, long size)
     {
         var directory = Path.GetDirectoryName(targetPath)!;
-        if (e is UnauthorizedAccessException)
-            return new LlamaExportException(ErrorIds.OutputAccessDenied, FailureKind.PermissionDenied,
-                $"Cannot write to '{directory}': access is denied.", targetPath, "Choose a folder you can write to, or fix its permissions.", e);
+        // errno on Unix (EPERM 1, EACCES 13, EROFS 30), Win32 codes on Windows (access denied 5, write-protected 19).
+        const int EPERM = 1, EACCES = 13, EROFS = 30, ERROR_ACCESS_DENIED = 5, ERROR_WRITE_PROTECT = 19;
         const int ENOSPC = 28, ERROR_DISK_FULL = 112, ERROR_HANDLE_DISK_FULL = 39;
         int code = e.HResult & 0xFFFF;
+        bool windows = OperatingSystem.IsWindows();
+        bool readOnly = (windows ? code == ERROR_WRITE_PROTECT : code == EROFS) || e.Message.Contains("Read-only file system", StringComparison.OrdinalIgnoreCase);
+        bool denied = windows ? code == ERROR_ACCESS_DENIED : code is EPERM or EACCES;
+        if (e is UnauthorizedAccessException || readOnly || denied)
+            return new LlamaExportException(ErrorIds.OutputAccessDenied, FailureKind.PermissionDenied,
+                readOnly ? $"Cannot write to '{directory}': the file system is read-only." : $"Cannot write to '{directory}': access is denied.",
+                targetPath, "Choose a folder you can write to, or fix its permissions.", e);
         if (code is ENOSPC or ERROR_DISK_FULL or ERROR_HANDLE_DISK_FULL || e.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase))
             return new LlamaExportException(ErrorIds.InsufficientDiskSpace, FailureKind.ResourceUnavailable,
                 $"The disk holding '{directory}' ran out of space while writing{(size > 0 ? $" ({size:N0} bytes wanted)" : "")}.", targetPath,

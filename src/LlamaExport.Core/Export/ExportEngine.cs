@@ -3,6 +3,7 @@ using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Kernels;
+using LlamaExport.Core.Platform;
 using LlamaExport.Core.Sources;
 
 namespace LlamaExport.Core.Export;
@@ -20,6 +21,7 @@ public static class ExportEngine
             throw new LlamaExportException(ErrorIds.BigEndianHost, FailureKind.NotSupported,
                 "llama2.c files are little-endian and this host is big-endian.", null, "Run the export on a little-endian machine.");
 
+        PeakMemory.Reset();
         var stopwatch = Stopwatch.StartNew();
         using var output = options.OutputFactory is { } factory
             ? factory(options.OutputPath, plan.TotalBytes, options.Force)
@@ -31,7 +33,7 @@ public static class ExportEngine
         if (options.VerifyBeforeCommit?.Invoke(output.PendingPath) is string failure)
             throw new LlamaExportException(ErrorIds.VerificationFailed, FailureKind.InvalidData,
                 $"The export of '{plan.Source.ModelPath}' failed verification, so '{output.TargetPath}' was not written: {failure}",
-                output.TargetPath, "Run Test-Safetensors or Test-PyTorchCheckpoint -Deep on the source; if it is sound, report the failure with this message.");
+                output.TargetPath, "Check the source with Test-Safetensors -Deep or Test-PyTorchCheckpoint; if it is sound, report the failure with this message.");
         output.Commit();
         // Chunk by chunk most of the source left the page cache; what straddled chunk edges goes now.
         if (options.ReleasePageCache) plan.Source.Tensors.ReleaseCachedData();
@@ -39,7 +41,6 @@ public static class ExportEngine
 
         var reports = run.Reports;
         var errors = reports.Where(r => r.MaxError.HasValue).Select(r => r.MaxError!.Value).ToList();
-        using var self = Process.GetCurrentProcess();
         return new ExportResult
         {
             ModelPath = plan.Source.ModelPath,
@@ -53,7 +54,8 @@ public static class ExportEngine
             MaxQuantizationError = errors.Count > 0 ? errors.Max() : null,
             Duration = stopwatch.Elapsed,
             ThroughputMBps = plan.SourceBytes / 1e6 / Math.Max(stopwatch.Elapsed.TotalSeconds, 1e-9),
-            PeakWorkingSetBytes = self.PeakWorkingSet64,
+            PeakWorkingSetBytes = PeakMemory.Read(),
+            PeakIsPerExport = PeakMemory.IsPerOperation,
             Backend = options.Backend.Name,
             Sections = reports,
         };

@@ -23,8 +23,16 @@ public sealed class ExportResult
     /// <summary>Source bytes read per second, in MB (10^6 bytes).</summary>
     public required double ThroughputMBps { get; init; }
 
-    /// <summary>The whole process's peak resident set, pwsh included.</summary>
+    /// <summary>
+    /// The peak resident set of the whole process (pwsh included) during this export: on Linux the kernel's
+    /// high-water mark is reset when the export starts, so an earlier, larger export does not show here. Where
+    /// the OS has no such reset (<see cref="PeakIsPerExport"/> false: Windows, macOS) it is the process's peak
+    /// since it started.
+    /// </summary>
     public required long PeakWorkingSetBytes { get; init; }
+
+    /// <summary>Whether <see cref="PeakWorkingSetBytes"/> covers this export alone.</summary>
+    public bool PeakIsPerExport { get; init; }
 
     public required string Backend { get; init; }
     public required IReadOnlyList<SectionReport> Sections { get; init; }

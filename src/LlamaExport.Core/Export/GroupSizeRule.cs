@@ -10,13 +10,27 @@ public static class GroupSizeRule
 {
     public const int DefaultGroupSize = 64;
 
+    /// <summary>
+    /// The smallest group size accepted. At 1 every 1-byte code carries a 4-byte scale: 5 bytes a weight, more than
+    /// fp32's 4, so a "quantized" file would be larger than the fp32 one. At 2 it is 3 bytes a weight.
+    /// </summary>
+    public const int MinimumGroupSize = 2;
+
     public static (int GroupSize, string? BackoffReason) Resolve(int requested, int dim, int hiddenDim)
     {
         if (requested <= 0)
             throw new LlamaExportException(ErrorIds.InvalidGroupSize, FailureKind.InvalidArgument,
                 $"The group size must be a positive integer, not {requested}.", null, "Use -GroupSize 64 (the default) or another power of two.");
+        if (requested < MinimumGroupSize)
+            throw new LlamaExportException(ErrorIds.InvalidGroupSize, FailureKind.InvalidArgument,
+                $"Group size {requested} would store a 4-byte scale for every {requested}-byte run of codes, so the Q8_0 file would be larger than the fp32 one.",
+                null, $"Use -GroupSize {MinimumGroupSize} or more (64, the default, is what runq.c users expect), or -Version 0 for fp32.");
         int size = requested;
-        while (dim % size != 0 || hiddenDim % size != 0) size /= 2;
+        while (size >= MinimumGroupSize && (dim % size != 0 || hiddenDim % size != 0)) size /= 2;
+        if (size < MinimumGroupSize)
+            throw new LlamaExportException(ErrorIds.InvalidGroupSize, FailureKind.InvalidArgument,
+                $"No group size of {MinimumGroupSize} or more, halved from {requested}, divides both dim {dim} and hidden_dim {hiddenDim}, as runq.c needs; group size 1 would make the Q8_0 file larger than fp32.",
+                null, "Export this model as fp32 with -Version 0 (run.c), or request a group size that divides both, if one exists.");
         if (size == requested) return (size, null);
 
         string why = dim % requested != 0 && hiddenDim % requested != 0 ? $"dim {dim} and hidden_dim {hiddenDim}"

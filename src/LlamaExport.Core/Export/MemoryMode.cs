@@ -100,7 +100,7 @@ public static class MemoryEstimator
         var minimal = MemorySettings.For(MemoryMode.UltraLowMemory) with { ChunkElements = MinimumChunkElements };
         long minimum = Estimate(c, minimal, rotaryPermuted, groupSize);
         if (limitBytes < minimum)
-            throw new LlamaExportException("MemoryLimitTooSmall", FailureKind.InvalidArgument,
+            throw new LlamaExportException(ErrorIds.MemoryLimitTooSmall, FailureKind.InvalidArgument,
                 $"A memory limit of {limitBytes / 1048576.0:N0} MiB is too small: this model needs at least {Math.Ceiling(minimum / 1048576.0):N0} MiB (the process itself and one worker holding the smallest chunk).",
                 null, $"Use -MemoryLimit {Math.Ceiling(minimum / 1048576.0):N0}MB or more, or -MemoryMode UltraLowMemory.");
 

@@ -52,7 +52,7 @@ public static class ComputeDevices
         if (t is "cpu" or "auto" or "cuda") return new DeviceRequest(t, -1);
         if (t.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(t.AsSpan(5), out var index) && index >= 0)
             return new DeviceRequest("cuda", index);
-        throw new LlamaExportException("InvalidDevice", FailureKind.InvalidArgument, $"'{text}' is not a device.", null,
+        throw new LlamaExportException(ErrorIds.InvalidDevice, FailureKind.InvalidArgument, $"'{text}' is not a device.", text,
             "Use -Device cpu, cuda, cuda:N (N counting from 0) or auto.");
     }
 
@@ -102,16 +102,20 @@ public static class ComputeDevices
         return lines;
     }
 
-    /// <summary>Picks the backend for -Device and -Backend; the reason says what was chosen and why.</summary>
-    public static (IComputeBackend Backend, string Reason) Resolve(string device, BackendKind? backend)
+    /// <summary>
+    /// Picks the backend for -Device and -Backend (either may be absent: null); the reason says what was chosen and
+    /// why. A refusal names only what the user gave.
+    /// </summary>
+    public static (IComputeBackend Backend, string Reason) Resolve(string? device, BackendKind? backend)
     {
-        var request = Parse(device);
+        var request = Parse(device ?? "cpu");
+        string asked = device is null ? $"-Backend {backend}" : backend is null ? $"-Device {request}" : $"-Device {request} -Backend {backend}";
         // The managed kernel on the CPU needs nothing else: libtorch is not even loaded (it costs memory and
         // starts OpenMP threads that compete with the managed workers).
         if (backend == BackendKind.Managed)
         {
             if (request.Kind == "cuda")
-                throw Refused(request, "the managed backend runs on the CPU only", "Use -Backend TorchSharp for CUDA, or -Device cpu.");
+                throw Refused(asked, ErrorIds.DeviceUnavailable, "the managed backend runs on the CPU only", "Use -Backend TorchSharp for CUDA, or -Device cpu.");
             return (ManagedComputeBackend.Instance, "the managed SIMD kernel on the CPU, as asked");
         }
 
@@ -130,22 +134,22 @@ public static class ComputeDevices
         }
 
         if (unavailable is not null)
-            throw Refused(request, $"the TorchSharp backend is not available: {unavailable}",
+            throw Refused(asked, ErrorIds.BackendUnavailable, $"the TorchSharp backend is not available: {unavailable}",
                 "Build the module with 'build.ps1 build -LibTorch cpu', or use the managed backend (leave out -Backend, or -Backend Managed, with -Device cpu).");
         if (request.Kind == "cuda" || (request.Kind == "auto" && provider!.CudaAvailable(out _)))
         {
             if (!provider!.CudaAvailable(out var cudaWhy))
-                throw Refused(request, cudaWhy, "Use -Device cpu, or run on a machine with a CUDA build of libtorch and an NVIDIA GPU.");
+                throw Refused(asked, ErrorIds.DeviceUnavailable, cudaWhy, "Use -Device cpu, or run on a machine with a CUDA build of libtorch and an NVIDIA GPU.");
             if (request.Index >= provider.CudaDeviceCount)
-                throw Refused(request, $"there are {provider.CudaDeviceCount} CUDA device(s)", $"Use -Device cuda:0 … cuda:{provider.CudaDeviceCount - 1}.");
+                throw Refused(asked, ErrorIds.DeviceUnavailable, $"there are {provider.CudaDeviceCount} CUDA device(s)", $"Use -Device cuda:0 … cuda:{provider.CudaDeviceCount - 1}.");
             return (provider.Create(request with { Index = Math.Max(0, request.Index) }), $"TorchSharp on {request}");
         }
 
         return (provider!.Create(new DeviceRequest("cpu", -1)), "TorchSharp (libtorch) on the CPU");
     }
 
-    private static LlamaExportException Refused(DeviceRequest request, string why, string action) =>
-        new("DeviceUnavailable", FailureKind.ResourceUnavailable, $"-Device {request} cannot be used: {why}.", null, action);
+    private static LlamaExportException Refused(string asked, string errorId, string why, string action) =>
+        new(errorId, FailureKind.ResourceUnavailable, $"{asked} cannot be used: {why}.", asked, action);
 
     private static (IAcceleratorProvider?, string) Load()
     {

@@ -158,3 +158,34 @@ public static class MemoryPlanner
 
     private static string Mib(long bytes) => (bytes / 1048576.0).ToString("N0", System.Globalization.CultureInfo.InvariantCulture);
 }
+
+/// <summary>What an export will use: the mode's (or the budget's) settings, their estimate, and what to tell the user.</summary>
+public sealed record MemoryChoice(MemorySettings Settings, long EstimatedPeakBytes, string Description, string? Warning);
+
+/// <summary>The memory-fit policy of an export, shared by every caller so that none re-implements it.</summary>
+public static class MemoryPolicy
+{
+    /// <summary>
+    /// The settings for <paramref name="mode"/>, or for a byte budget when <paramref name="limitBytes"/> is given.
+    /// A mode whose estimate does not fit the memory available now is refused (InsufficientMemory) unless
+    /// <paramref name="force"/>, which turns the refusal into a warning.
+    /// </summary>
+    public static MemoryChoice Choose(LlamaModelConfig config, bool rotaryPermuted, int groupSize, BackendKind backend,
+        MemoryMode mode, long? limitBytes, bool force, string modelPath)
+    {
+        var settings = limitBytes is long limit
+            ? MemoryEstimator.ForLimit(limit, config, rotaryPermuted, groupSize)
+            : MemorySettings.For(mode);
+        long estimate = MemoryEstimator.Estimate(config, settings, rotaryPermuted, groupSize, backend);
+        var description = $"{(limitBytes is long l ? $"a {l / 1048576.0:N0} MiB budget" : settings.Mode.ToString())}: {settings.Workers} worker(s), chunks of about {settings.ChunkElements:N0} elements" +
+            $"{(settings.ReleasePageCache ? ", page cache released as it goes" : "")}; estimated peak {estimate / 1048576.0:N0} MiB";
+        var (_, available, _) = MemoryPlanner.MachineMemory();
+        if (limitBytes is not null || MemoryPlanner.FitsIn(estimate, available)) return new MemoryChoice(settings, estimate, description, null);
+
+        var message = $"{settings.Mode} needs about {estimate / 1048576.0:N0} MiB plus headroom, and only {(available ?? 0) / 1048576.0:N0} MiB is available.";
+        if (!force)
+            throw new LlamaExportException(ErrorIds.InsufficientMemory, FailureKind.ResourceUnavailable, message, modelPath,
+                "Use -MemoryMode LowMemory or UltraLowMemory (Get-ExportMemoryPlan recommends one), close other programs, or add -Force to start anyway.");
+        return new MemoryChoice(settings, estimate, description, $"{message} Starting anyway because of -Force.");
+    }
+}

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Versioning;
 using Microsoft.Win32.SafeHandles;
 
 namespace LlamaExport.Core.Platform;
@@ -11,6 +12,7 @@ public static partial class PageCache
 {
     private const int PosixFadvDontNeed = 4;
 
+    [SupportedOSPlatformGuard("linux")]
     public static bool IsSupported => OperatingSystem.IsLinux();
 
     /// <summary>Drops the clean pages of [offset, offset + length) of an open file. Dirty pages must be written first.</summary>
@@ -30,6 +32,7 @@ public static partial class PageCache
         }
     }
 
+    [SupportedOSPlatform("linux")]
     [LibraryImport("libc", EntryPoint = "posix_fadvise")]
     private static partial int PosixFadvise(int fd, long offset, long length, int advice);
 }

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Versioning;
 
 namespace LlamaExport.Core.Platform;
 
@@ -28,6 +29,7 @@ public static partial class SystemMemory
     }
 
     /// <summary>Parses MemTotal and MemAvailable (kB) from a meminfo file.</summary>
+    [SupportedOSPlatform("linux")]
     public static bool TryReadMeminfo(string path, out long total, out long available)
     {
         total = available = -1;
@@ -50,6 +52,7 @@ public static partial class SystemMemory
     private static long Kilobytes(string line) =>
         long.Parse(line.Split(':', 2)[1].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) * 1024;
 
+    [SupportedOSPlatform("macos")]
     private static bool TrySysctl(string name, out long value)
     {
         value = 0;
@@ -85,10 +88,12 @@ public static partial class SystemMemory
         public ulong AvailExtendedVirtual;
     }
 
+    [SupportedOSPlatform("windows")]
     [LibraryImport("kernel32.dll", SetLastError = true)]
     [return: MarshalAs(UnmanagedType.Bool)]
     private static partial bool GlobalMemoryStatusEx(ref MemoryStatusEx status);
 
+    [SupportedOSPlatform("macos")]
     [LibraryImport("libc", EntryPoint = "sysctlbyname", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int SysctlByName(string name, ref long value, ref nint size, nint newValue, nint newSize);
 }

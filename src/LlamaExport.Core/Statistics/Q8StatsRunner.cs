@@ -68,7 +68,7 @@ public static class Q8StatsRunner
         var c = plan.Source.Config;
         var f = file.Config;
         if (f.Dim != c.Dim || f.HiddenDim != c.HiddenDim || f.Layers != c.Layers || f.Heads != c.Heads || f.KvHeads != c.KvHeads || f.VocabSize != c.VocabSize)
-            throw new LlamaExportException("FileDoesNotMatchModel", FailureKind.InvalidArgument,
+            throw new LlamaExportException(ErrorIds.FileDoesNotMatchModel, FailureKind.InvalidArgument,
                 $"'{file.Path}' (dim {f.Dim}, hidden_dim {f.HiddenDim}, {f.Layers} layers, {f.Heads}/{f.KvHeads} heads, vocab {f.VocabSize}) was not exported from '{plan.Source.ModelPath}' (dim {c.Dim}, hidden_dim {c.HiddenDim}, {c.Layers} layers, {c.Heads}/{c.KvHeads} heads, vocab {c.VocabSize}).",
                 file.Path, "Pass the model the file was exported from.");
 
@@ -135,7 +135,7 @@ public static class Q8StatsRunner
     private static void RequireVersion2(Llama2cFile file)
     {
         if (file.Version != 2)
-            throw new LlamaExportException("NotQuantized", FailureKind.InvalidArgument,
+            throw new LlamaExportException(ErrorIds.NotQuantized, FailureKind.InvalidArgument,
                 $"'{file.Path}' is a version {file.Version} (fp32) file; Q8_0 statistics need a version 2 file.", file.Path,
                 "Pass a version 2 file, or pass -ModelPath to see what Q8_0 would do to the model.");
     }

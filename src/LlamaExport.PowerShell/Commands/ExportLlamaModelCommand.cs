@@ -2,6 +2,7 @@ using System.Management.Automation;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Kernels;
+using LlamaExport.Core.Llama2c;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.Planning;
 using LlamaExport.Core.Tokenizers;
@@ -33,8 +34,11 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
     [ValidateNotNullOrEmpty]
     public string OutputPath { get; set; } = "";
 
-    /// <summary>A folder for the output; the file name comes from the model folder's name and the version.</summary>
-    [Parameter(ParameterSetName = ToDirectorySet)]
+    /// <summary>
+    /// A folder for the output; the file name comes from the model folder's name and the version. Binds by property
+    /// name, so a plan from Get-ExportMemoryPlan -OutputDirectory writes where the plan checked the free space.
+    /// </summary>
+    [Parameter(ParameterSetName = ToDirectorySet, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string? OutputDirectory { get; set; }
 
@@ -70,7 +74,7 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
     [Parameter]
     [ArgumentCompleter(typeof(DeviceCompleter))]
     [ValidateNotNullOrEmpty]
-    public string Device { get; set; } = "cpu";
+    public string? Device { get; set; }
 
     /// <summary>Managed (SIMD, the default on the CPU) or TorchSharp (libtorch).</summary>
     [Parameter]
@@ -83,6 +87,29 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
     /// <summary>Replace an existing output file, and start even when the memory estimate does not fit.</summary>
     [Parameter]
     public SwitchParameter Force { get; set; }
+
+    /// <summary>
+    /// A plan piped in from Get-ExportMemoryPlan. Its ModelPath, Version, GroupSize, MemoryMode and OutputDirectory
+    /// bind by property name; the plan itself is kept so that the warnings it already showed are not repeated.
+    /// </summary>
+    [Parameter(ValueFromPipeline = true, DontShow = true)]
+    public ExportMemoryPlan? Plan { get; set; }
+
+    private IComputeBackend _backend = ManagedComputeBackend.Instance;
+
+    protected override void BeginProcessing()
+    {
+        // A device or backend that cannot be used is the first thing said, before any model is read.
+        try
+        {
+            (_backend, var reason) = ComputeDevices.Resolve(Device, Backend);
+            WriteVerbose($"Compute: {reason}.");
+        }
+        catch (LlamaExportException e)
+        {
+            ThrowTerminatingError(ErrorRecords.From(e, Device ?? Backend?.ToString()));
+        }
+    }
 
     protected override void ProcessRecord()
     {
@@ -100,14 +127,14 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
         {
             modelPath = PathResolution.ToFileSystemPath(this, path);
             using var source = ModelSourceLoader.Open(modelPath, MaxSeqLen);
-            foreach (var warning in source.Warnings) WriteWarning($"{source.Name}: {warning}");
+            foreach (var warning in source.Warnings) Warn(source.Name, warning);
 
             var plan = ExportPlanner.Create(source, Version, GroupSize, cancellationToken: PipelineStopToken);
-            if (plan.GroupSizeBackoffReason is not null) WriteWarning($"{source.Name}: {plan.GroupSizeBackoffReason}");
+            if (plan.GroupSizeBackoffReason is not null) Warn(source.Name, plan.GroupSizeBackoffReason);
 
             var outputPath = ResolveOutputPath(source);
             WriteVerbose($"Plan for '{modelPath}' → '{outputPath}':{Environment.NewLine}{plan}");
-            string format = Version == 2 ? $"llama2.c v2 (Q8_0, group size {plan.GroupSize})" : $"llama2.c v{Version} (fp32)";
+            string format = $"llama2.c v{Version} ({(Version == 2 ? $"Q8_0, group size {plan.GroupSize}" : "fp32")}, {Llama2cPrograms.Describe(Version)})";
             if (!ShouldProcess(outputPath, $"Export '{source.Name}' as {format}: {plan.TensorCount} tensors, {plan.TotalBytes:N0} bytes"))
                 return;
 
@@ -116,10 +143,12 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
             var tokenizer = IncludeTokenizer ? TokenizerExport.ForModel(modelPath, source.Config.VocabSize) : null;
             var tokenizerPath = Path.ChangeExtension(outputPath, ".tokenizer.bin");
             if (tokenizer is not null) AtomicOutputFile.CheckTarget(tokenizerPath, 1 << 20, Force);
-            var (backend, reason) = ComputeDevices.Resolve(Device, Backend);
-            WriteVerbose($"Compute: {reason}.");
-            var settings = MemorySettingsFor(source, plan.GroupSize, backend is ManagedComputeBackend ? BackendKind.Managed : BackendKind.TorchSharp);
-            var result = Run(plan, outputPath, settings, backend);
+            var memory = MemoryPolicy.Choose(source.Config, source.RotaryPermuted, plan.GroupSize,
+                _backend is ManagedComputeBackend ? BackendKind.Managed : BackendKind.TorchSharp, MemoryMode,
+                MyInvocation.BoundParameters.ContainsKey(nameof(MemoryLimit)) ? MemoryLimit : null, Force, source.ModelPath);
+            WriteVerbose($"Memory: {memory.Description}.");
+            if (memory.Warning is not null) Warn(source.Name, memory.Warning);
+            var result = Run(plan, outputPath, memory.Settings, _backend);
             WriteObject(result);
             if (tokenizer is not null)
             {
@@ -137,31 +166,15 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            WriteError(ErrorRecords.Unexpected(e, "ExportFailed", modelPath ?? path));
+            WriteError(ErrorRecords.Unexpected(e, ErrorIds.ExportFailed, modelPath ?? path));
         }
     }
 
-    /// <summary>The mode's (or the budget's) settings, refusing to start when they would not fit in memory, unless -Force.</summary>
-    private MemorySettings MemorySettingsFor(ModelSource source, int groupSize, BackendKind backendKind)
+    /// <summary>A warning about a model, unless the plan piped in has already shown it.</summary>
+    private void Warn(string model, string warning)
     {
-        bool limited = MyInvocation.BoundParameters.ContainsKey(nameof(MemoryLimit));
-        var settings = limited
-            ? MemoryEstimator.ForLimit(MemoryLimit, source.Config, source.RotaryPermuted, groupSize)
-            : MemorySettings.For(MemoryMode);
-        long estimate = MemoryEstimator.Estimate(source.Config, settings, source.RotaryPermuted, groupSize, backendKind);
-        WriteVerbose($"Memory: {(limited ? $"a {MemoryLimit / 1048576.0:N0} MiB budget" : settings.Mode.ToString())}: {settings.Workers} worker(s), chunks of about {settings.ChunkElements:N0} elements" +
-            $"{(settings.ReleasePageCache ? ", page cache released as it goes" : "")}; estimated peak {estimate / 1048576.0:N0} MiB.");
-        var (_, available, _) = MemoryPlanner.MachineMemory();
-        if (!limited && !MemoryPlanner.FitsIn(estimate, available))
-        {
-            var message = $"{settings.Mode} needs about {estimate / 1048576.0:N0} MiB plus headroom, and only {(available ?? 0) / 1048576.0:N0} MiB is available.";
-            if (!Force)
-                throw new LlamaExportException("InsufficientMemory", FailureKind.ResourceUnavailable, message, source.ModelPath,
-                    "Use -MemoryMode LowMemory or UltraLowMemory (Get-ExportMemoryPlan recommends one), close other programs, or add -Force to start anyway.");
-            WriteWarning($"{source.Name}: {message} Starting anyway because of -Force.");
-        }
-
-        return settings;
+        if (Plan?.Warnings.Contains(warning) == true) return;
+        WriteWarning($"{model}: {warning}");
     }
 
     private ExportResult Run(ExportPlan plan, string outputPath, MemorySettings settings, IComputeBackend backend)

@@ -90,7 +90,7 @@ public sealed class GetExportMemoryPlanCommand : PSCmdlet
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            WriteError(ErrorRecords.Unexpected(e, "PlanFailed", target));
+            WriteError(ErrorRecords.Unexpected(e, ErrorIds.PlanFailed, target));
         }
     }
 }

@@ -56,7 +56,7 @@ public sealed class GetQ8StatsCommand : PSCmdlet
     [Parameter]
     [ArgumentCompleter(typeof(DeviceCompleter))]
     [ValidateNotNullOrEmpty]
-    public string Device { get; set; } = "cpu";
+    public string? Device { get; set; }
 
     /// <summary>Managed or TorchSharp.</summary>
     [Parameter]
@@ -65,6 +65,22 @@ public sealed class GetQ8StatsCommand : PSCmdlet
     /// <summary>One model-level object instead of one per tensor.</summary>
     [Parameter]
     public SwitchParameter Summary { get; set; }
+
+    private IComputeBackend _backend = ManagedComputeBackend.Instance;
+
+    protected override void BeginProcessing()
+    {
+        // A device or backend that cannot be used is the first thing said, before any model is read.
+        try
+        {
+            (_backend, var reason) = ComputeDevices.Resolve(Device, Backend);
+            WriteVerbose($"Compute: {reason}.");
+        }
+        catch (LlamaExportException e)
+        {
+            ThrowTerminatingError(ErrorRecords.From(e, Device ?? Backend?.ToString()));
+        }
+    }
 
     protected override void ProcessRecord()
     {
@@ -91,8 +107,7 @@ public sealed class GetQ8StatsCommand : PSCmdlet
             // Be forgiving: a folder is a model, a file is an exported .bin, whichever parameter named it.
             if (Directory.Exists(path)) ReportModel(path);
             else if (File.Exists(path)) ReportFile(path, modelPath is null ? null : PathResolution.ToFileSystemPath(this, modelPath));
-            else if (isFile == true)
-                WriteError(new ErrorRecord(new ItemNotFoundException($"Cannot find '{path}' because it does not exist."), "PathNotFound", ErrorCategory.ObjectNotFound, path));
+            else if (isFile == true) WriteError(ErrorRecords.From(PathResolution.NotFound(path)));
             else ReportModel(path); // reports ModelFolderNotFound with the path
         }
         catch (LlamaExportException e)
@@ -104,7 +119,7 @@ public sealed class GetQ8StatsCommand : PSCmdlet
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            WriteError(ErrorRecords.Unexpected(e, "Q8StatsFailed", target));
+            WriteError(ErrorRecords.Unexpected(e, ErrorIds.Q8StatsFailed, target));
         }
     }
 
@@ -163,11 +178,9 @@ public sealed class GetQ8StatsCommand : PSCmdlet
     private Q8StatsOptions Options()
     {
         var patterns = Tensor?.Select(t => new WildcardPattern(t, WildcardOptions.IgnoreCase)).ToList();
-        var (backend, reason) = ComputeDevices.Resolve(Device, Backend);
-        WriteVerbose($"Compute: {reason}.");
         return new Q8StatsOptions
         {
-            Backend = backend,
+            Backend = _backend,
             Include = patterns is null ? null : (name, sourceName) => patterns.Any(p => p.IsMatch(name) || (sourceName is not null && p.IsMatch(sourceName))),
         };
     }

@@ -36,9 +36,10 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
 
     protected override void ProcessRecord()
     {
-        var path = PathResolution.ToFileSystemPath(this, Path);
+        string path = Path;
         try
         {
+            path = PathResolution.ExistingFile(this, Path);
             using var weights = new FileForwardWeights(Llama2cFile.Open(path));
             bool quantized = QuantizedActivations && weights.GroupSize > 0;
             if (QuantizedActivations && !quantized) WriteWarning($"'{path}' is not a version 2 file; activations stay in float32, as run.c keeps them.");
@@ -51,7 +52,7 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
         }
         catch (ArgumentOutOfRangeException e)
         {
-            WriteError(new ErrorRecord(e, "InvalidPrompt", ErrorCategory.InvalidArgument, Prompt));
+            WriteError(new ErrorRecord(e, ErrorIds.InvalidPrompt, ErrorCategory.InvalidArgument, Prompt));
         }
         catch (OperationCanceledException) when (Stopping)
         {

@@ -1,3 +1,4 @@
+using LlamaExport.Core.Errors;
 using System.Management.Automation;
 using LlamaExport.Core.PyTorch;
 using LlamaExport.PowerShell.Infrastructure;
@@ -43,7 +44,7 @@ public sealed class TestPyTorchCheckpointCommand : PSCmdlet
                 : [target];
             if (files.Count == 0)
             {
-                WriteError(new ErrorRecord(new ItemNotFoundException($"'{target}' holds no .bin, .pth or .pt files."), "PathNotFound", ErrorCategory.ObjectNotFound, target));
+                WriteError(new ErrorRecord(new ItemNotFoundException($"'{target}' holds no .bin, .pth or .pt files."), ErrorIds.PathNotFound, ErrorCategory.ObjectNotFound, target));
                 continue;
             }
 

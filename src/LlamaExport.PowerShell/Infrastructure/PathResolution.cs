@@ -12,7 +12,7 @@ internal static class PathResolution
     {
         var resolved = cmdlet.SessionState.Path.GetUnresolvedProviderPathFromPSPath(path, out var provider, out _);
         if (provider.ImplementingType != typeof(FileSystemProvider))
-            throw new LlamaExportException("NotAFileSystemPath", FailureKind.InvalidArgument,
+            throw new LlamaExportException(ErrorIds.NotAFileSystemPath, FailureKind.InvalidArgument,
                 $"'{path}' is on the {provider.Name} provider; LlamaExport reads and writes files only.", path,
                 "Pass a path on a file-system drive.");
         return resolved;
@@ -36,9 +36,9 @@ internal static class PathResolution
                     if (provider.ImplementingType != typeof(FileSystemProvider)) matches = [ToFileSystemPath(cmdlet, input)];
                 }
             }
-            catch (ItemNotFoundException e)
+            catch (ItemNotFoundException)
             {
-                cmdlet.WriteError(new ErrorRecord(e, "PathNotFound", ErrorCategory.ObjectNotFound, input));
+                cmdlet.WriteError(ErrorRecords.From(NotFound(input)));
                 continue;
             }
             catch (LlamaExportException e)
@@ -50,8 +50,24 @@ internal static class PathResolution
             foreach (var match in matches)
             {
                 if (File.Exists(match) || (foldersToo && Directory.Exists(match))) yield return match;
-                else cmdlet.WriteError(new ErrorRecord(new ItemNotFoundException($"Cannot find '{match}' because it does not exist."), "PathNotFound", ErrorCategory.ObjectNotFound, match));
+                else cmdlet.WriteError(ErrorRecords.From(Directory.Exists(match) ? FolderNotFile(match) : NotFound(match)));
             }
         }
+    }
+
+    /// <summary>A file the user named does not exist.</summary>
+    public static LlamaExportException NotFound(string path) => new(ErrorIds.PathNotFound, FailureKind.ObjectNotFound,
+        $"Cannot find '{path}': it does not exist.", path, "Check the path; Get-ChildItem shows what is there.");
+
+    /// <summary>A folder was given where a file is read.</summary>
+    public static LlamaExportException FolderNotFile(string path) => new(ErrorIds.PathIsAFolder, FailureKind.InvalidArgument,
+        $"'{path}' is a folder; this command reads a file.", path, $"Name a file inside it (Get-ChildItem '{path}' lists them).");
+
+    /// <summary>An existing file for <paramref name="path"/>, or the error that says why not.</summary>
+    public static string ExistingFile(PSCmdlet cmdlet, string path)
+    {
+        var resolved = ToFileSystemPath(cmdlet, path);
+        if (File.Exists(resolved)) return resolved;
+        throw Directory.Exists(resolved) ? FolderNotFile(resolved) : NotFound(resolved);
     }
 }
