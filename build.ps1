@@ -60,6 +60,12 @@ function Invoke-Build {
         Copy-Item (Join-Path $bin $file) $ModuleOut -Force
     }
     Copy-Item (Join-Path $Root 'module/LlamaExport.format.ps1xml') $ModuleOut -Force
+    # The MAML help is generated from help/*.md and the cmdlets themselves (syntax, parameters, example numbers),
+    # in a child pwsh that imports the freshly built assemblies; the result is committed under module/en-US.
+    $helpXml = Join-Path $Root 'module/en-US/LlamaExport.PowerShell.dll-Help.xml'
+    $helpScript = "Import-Module '$(Join-Path $ModuleOut 'LlamaExport.PowerShell.dll')' -ErrorAction Stop; & '$(Join-Path $Root 'tools/Build-Help.ps1')' -OutFile '$helpXml'"
+    & dotnet pwsh -NoProfile -NonInteractive -Command $helpScript
+    if ($LASTEXITCODE -ne 0) { throw "Generating the help failed (see above): fix help/*.md to match the cmdlets." }
     Copy-Item (Join-Path $Root 'module/en-US/*') (Join-Path $ModuleOut 'en-US') -Force
     # The version is set once, in Directory.Build.props; the manifest copy is stamped with it.
     $version = Get-ModuleVersion
@@ -98,6 +104,7 @@ function Invoke-Test {
     Write-Host ("Assembled module import: " + $(if ($smokePassed) { "passed ($smoke)" } else { "FAILED: $smoke" }))
 
     $passed = 0; $failed = 0; $skipped = 0
+    $failures = [System.Collections.Generic.List[string]]::new()
     foreach ($trx in Get-ChildItem $results -Filter *.trx -Recurse -ErrorAction Ignore) {
         foreach ($result in ([xml](Get-Content $trx.FullName -Raw)).TestRun.Results.UnitTestResult) {
             switch ($result.outcome) {
@@ -107,11 +114,16 @@ function Invoke-Test {
                     $why = $result.SelectSingleNode('*[local-name()="Output"]/*[local-name()="ErrorInfo"]/*[local-name()="Message"]')
                     Write-Host "Skipped: $($result.testName): $(if ($why) { $why.InnerText })"
                 }
-                default { $failed++ }
+                default {
+                    $failed++
+                    $why = $result.SelectSingleNode('*[local-name()="Output"]/*[local-name()="ErrorInfo"]/*[local-name()="Message"]')
+                    $failures.Add("Failed: $($result.testName): $(if ($why) { ($why.InnerText -split "`n")[0] })")
+                }
             }
         }
     }
-    if ($smokePassed) { $passed++ } else { $failed++ }
+    if ($smokePassed) { $passed++ } else { $failed++; $failures.Add("Failed: the assembled module does not import: $smoke") }
+    foreach ($line in $failures) { Write-Host $line }
     if ($testExit -ne 0 -and $failed -eq 0) { $failed = 1 } # the test run itself broke
     Write-Host "$passed passed, $failed failed, $skipped skipped"
     if ($failed -gt 0) { exit 1 }

@@ -174,6 +174,27 @@ public class ExportLlamaModelCommandTests
         Assert.True(missing.Count == 0, $"parameters without help: {string.Join(", ", missing)}");
     }
 
+    /// <summary>The shipped MAML is what tools/Build-Help.ps1 makes from help/*.md and the cmdlets as they are now.</summary>
+    [Fact]
+    public void Help_is_generated_from_the_current_code_and_sources()
+    {
+        using var temp = new TempFolder();
+        using var host = new HostedPowerShell();
+        var (_, ps) = host.Run("& $script -OutFile $out -Source $source", new Dictionary<string, object?>
+        {
+            ["script"] = Path.Combine(TestPaths.RepositoryRoot, "tools", "Build-Help.ps1"),
+            ["source"] = Path.Combine(TestPaths.RepositoryRoot, "help"),
+            ["out"] = temp["help.xml"],
+        });
+        Assert.False(ps.HadErrors, string.Join("; ", ps.Streams.Error));
+        var shipped = File.ReadAllText(Path.Combine(TestPaths.RepositoryRoot, "module", "en-US", "LlamaExport.PowerShell.dll-Help.xml"));
+        Assert.True(shipped == File.ReadAllText(temp["help.xml"]),
+            "module/en-US/LlamaExport.PowerShell.dll-Help.xml is stale: run 'dotnet pwsh ./build.ps1 build' and commit it.");
+        // Examples are numbered by the generator, in order.
+        var numbers = System.Text.RegularExpressions.Regex.Matches(shipped, @"EXAMPLE (\d+)").Select(m => int.Parse(m.Groups[1].Value)).ToList();
+        for (int i = 1; i < numbers.Count; i++) Assert.True(numbers[i] == 1 || numbers[i] == numbers[i - 1] + 1, $"example {numbers[i]} follows {numbers[i - 1]}");
+    }
+
     [Fact]
     public void Default_view_is_a_table()
     {

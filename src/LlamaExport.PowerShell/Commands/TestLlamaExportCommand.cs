@@ -17,19 +17,18 @@ public sealed class TestLlamaExportCommand : PSCmdlet
     private const string PathSet = "Path";
     private const string LiteralPathSet = "LiteralPath";
 
-    /// <summary>
-    /// Exported llama2.c files; wildcards allowed. Binds by value, and by property name from OutputPath (what
-    /// Export-LlamaModel returns) or PSPath (Get-ChildItem), since both kinds of object come down pipelines.
-    /// </summary>
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = PathSet)]
-    [Alias("OutputPath", "PSPath")]
+    /// <summary>Exported llama2.c files; wildcards allowed. Binds strings from the pipeline.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = PathSet)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
     public string[] Path { get; set; } = [];
 
-    /// <summary>Exported llama2.c files, taken literally.</summary>
-    [Parameter(Mandatory = true, ParameterSetName = LiteralPathSet)]
-    [Alias("LP")]
+    /// <summary>
+    /// Exported llama2.c files, taken literally. Binds by property name from PSPath (Get-ChildItem) and OutputPath
+    /// (Export-LlamaModel's result), so a file named m[1].bin is never read as a wildcard.
+    /// </summary>
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = LiteralPathSet)]
+    [Alias("PSPath", "LP", "OutputPath")]
     [ValidateNotNullOrEmpty]
     public string[] LiteralPath { get; set; } = [];
 
