@@ -25,8 +25,17 @@
     AliasesToExport        = @()
     PrivateData            = @{
         PSData = @{
-            Tags       = @('llama', 'llama2c', 'safetensors', 'quantization', 'Q8_0', 'export')
-            ProjectUri = ''
+            Tags         = @('llama', 'llama2c', 'llama3', 'safetensors', 'pytorch', 'quantization', 'Q8_0', 'export', 'Linux', 'Windows', 'MacOS', 'PSEdition_Core')
+            LicenseUri   = 'https://spdx.org/licenses/MIT.html'
+            # ProjectUri: the repository has no public address yet; set it here when it has one.
+            ReleaseNotes = @'
+0.1.0
+- Exports HuggingFace safetensors and PyTorch .bin, Meta consolidated.*.pth and llama2.c ckpt.pt checkpoints to
+  llama2.c .bin files: version 0 (read by run.c), version 2 (Q8_0, read by runq.c) and version 1 (fp32 with a
+  header; no llama2.c program reads it), byte-exact with llama2.c's export.py, streaming in bounded memory.
+- Get-ExportMemoryPlan, Get-Q8Stats, Test-LlamaExport, Invoke-LlamaModel, Export-LlamaTokenizer,
+  Test-Safetensors and Test-PyTorchCheckpoint.
+'@
         }
     }
 }

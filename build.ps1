@@ -3,8 +3,9 @@
 .SYNOPSIS
     The project's front door: build, test, demo, bench, clean.
 .DESCRIPTION
-    build  Compiles and assembles the importable module in out/LlamaExport.
-    test   Builds, runs every test, and ends with an "N passed, N failed" line.
+    build    Compiles and assembles the importable module in out/LlamaExport (the help is generated from help/*.md).
+    package  Builds and writes out/packages/LlamaExport.<version>.nupkg, the package Publish-PSResource would publish.
+    test     Builds, packages, runs every test, and ends with an "N passed, N failed" line.
     demo   Builds, generates a small deterministic demo model, exports it and shows the result.
     bench  Builds, generates (once, outside the repository) a 1.24B-parameter BF16 model (-Size 7b: 6.7B) and
            measures every memory mode against the machine's own I/O baseline, measured in the same run;
@@ -18,7 +19,7 @@
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('build', 'test', 'demo', 'bench', 'clean')]
+    [ValidateSet('build', 'package', 'test', 'demo', 'bench', 'clean')]
     [string] $Task = 'build',
 
     [ValidateSet('Release', 'Debug')]
@@ -59,7 +60,7 @@ function Invoke-Build {
     foreach ($file in 'LlamaExport.PowerShell.dll', 'LlamaExport.Core.dll') {
         Copy-Item (Join-Path $bin $file) $ModuleOut -Force
     }
-    Copy-Item (Join-Path $Root 'module/LlamaExport.format.ps1xml') $ModuleOut -Force
+    Copy-Item (Join-Path $Root 'module/LlamaExport.format.ps1xml'), (Join-Path $Root 'LICENSE') $ModuleOut -Force
     # The MAML help is generated from help/*.md and the cmdlets themselves (syntax, parameters, example numbers),
     # in a child pwsh that imports the freshly built assemblies; the result is committed under module/en-US.
     $helpXml = Join-Path $Root 'module/en-US/LlamaExport.PowerShell.dll-Help.xml'
@@ -87,8 +88,22 @@ function Invoke-Build {
     Write-Host "Module assembled in $ModuleOut (version $version)"
 }
 
-function Invoke-Test {
+function Invoke-Package {
     Invoke-Build
+    $packages = Join-Path $Root 'out/packages'
+    New-Item -ItemType Directory -Force -Path $packages | Out-Null
+    $version = Get-ModuleVersion
+    Remove-Item (Join-Path $packages "LlamaExport.$version.nupkg") -ErrorAction Ignore
+    # Compress-PSResource (PSResourceGet, shipped with pwsh 7.6) writes what Publish-PSResource would push, and
+    # registers nothing: the user's repositories are left alone.
+    Compress-PSResource -Path $ModuleOut -DestinationPath $packages
+    $package = Join-Path $packages "LlamaExport.$version.nupkg"
+    if (-not (Test-Path $package)) { throw "Compress-PSResource did not write $package" }
+    Write-Host "Package written: $package"
+}
+
+function Invoke-Test {
+    Invoke-Package
     Invoke-Dotnet build (Join-Path $Root 'LlamaExport.sln') -c $Configuration -nologo --verbosity quiet
     # TorchSharp's native bridge needs one libstdc++ symbol version Debian 12 lacks; mark it weak in the build output.
     & (Join-Path $Root 'tools/Repair-LibTorchSharp.ps1') -Path (Join-Path $Root "tests/LlamaExport.Tests/bin/$Configuration")
@@ -167,6 +182,7 @@ function Invoke-Bench {
 
 switch ($Task) {
     'build' { Invoke-Build }
+    'package' { Invoke-Package }
     'test' { Invoke-Test }
     'demo' { Invoke-Demo }
     'bench' { Invoke-Bench }

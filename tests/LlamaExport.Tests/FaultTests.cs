@@ -328,8 +328,8 @@ internal sealed class TinyFileSystem : IDisposable
 
     private TinyFileSystem(string path) => _path = path;
 
-    public static TinyFileSystem? Mount(string path, string size) =>
-        OperatingSystem.IsLinux() && ReadOnlyFolder.Run("mount", "-t", "tmpfs", "-o", $"size={size}", "tmpfs", path) ? new TinyFileSystem(path) : null;
+    public static TinyFileSystem? Mount(string path, string size, bool readOnly = false) =>
+        OperatingSystem.IsLinux() && ReadOnlyFolder.Run("mount", "-t", "tmpfs", "-o", $"size={size}{(readOnly ? ",ro" : "")}", "tmpfs", path) ? new TinyFileSystem(path) : null;
 
     public void Dispose() => ReadOnlyFolder.Run("umount", _path);
 }

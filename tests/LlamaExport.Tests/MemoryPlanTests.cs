@@ -210,6 +210,71 @@ public class MemoryPlanTests
         Assert.All(results, r => Assert.Equal(16, r.GroupSize));
     }
 
+    /// <summary>The plan decided the folder (and checked its free space) and the mode; the export keeps both, and says each warning once.</summary>
+    [Fact]
+    public void A_plan_piped_into_an_export_writes_into_the_plans_folder_with_its_mode_and_warns_once()
+    {
+        using var temp = new TempFolder();
+        // hidden_dim 176 makes group size 64 back off to 16: a warning from the plan that the export must not repeat.
+        SyntheticLlamaModel.Write(new SyntheticModelSpec(), temp["models/m"]);
+        Directory.CreateDirectory(temp["out4"]);
+        Directory.CreateDirectory(temp["cwd"]);
+        using var host = new HostedPowerShell();
+        var (output, ps) = host.Run("Set-Location $cwd; $plan = Get-ExportMemoryPlan $m -OutputDirectory $out; $plan | Export-LlamaModel -Verbose 4>&1 | ForEach-Object { $_ }; $plan",
+            Vars(("m", temp["models/m"]), ("out", temp["out4"]), ("cwd", temp["cwd"])));
+        Assert.False(ps.HadErrors, string.Join("; ", ps.Streams.Error));
+        var result = output.Select(o => o.BaseObject).OfType<ExportResult>().Single();
+        var plan = output.Select(o => o.BaseObject).OfType<ExportMemoryPlan>().Single();
+        Assert.Equal(Path.Combine(temp["out4"], "m_q80.bin"), result.OutputPath);
+        Assert.True(File.Exists(result.OutputPath));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(temp["cwd"]));
+        var verbose = output.Select(o => o.BaseObject).OfType<VerboseRecord>().Select(v => v.Message).ToList();
+        Assert.Contains(verbose, v => v.StartsWith($"Memory: {plan.RecommendedMode}:", StringComparison.Ordinal));
+        var warnings = ps.Streams.Warning.Select(w => w.Message).ToList();
+        Assert.Single(warnings, w => w.Contains("does not divide hidden_dim 176"));
+
+        // -OutputDirectory on the command line still wins over the plan's.
+        Directory.CreateDirectory(temp["elsewhere"]);
+        var (again, ps2) = host.Run("Get-ExportMemoryPlan $m -OutputDirectory $out -WarningAction SilentlyContinue | Export-LlamaModel -OutputDirectory $elsewhere",
+            Vars(("m", temp["models/m"]), ("out", temp["out4"]), ("elsewhere", temp["elsewhere"])));
+        Assert.False(ps2.HadErrors, string.Join("; ", ps2.Streams.Error));
+        Assert.Equal(Path.Combine(temp["elsewhere"], "m_q80.bin"), ((ExportResult)again.Single().BaseObject).OutputPath);
+    }
+
+    [Fact]
+    public void A_group_size_that_would_back_off_to_1_is_refused()
+    {
+        using var temp = new TempFolder();
+        SyntheticLlamaModel.Write(new SyntheticModelSpec { HiddenDim = 171 }, temp["odd"]);
+        using var host = new HostedPowerShell();
+        var (output, ps) = host.Run("Export-LlamaModel $m -OutputDirectory $o", Vars(("m", temp["odd"]), ("o", temp.Path)));
+        Assert.Empty(output);
+        var error = Assert.Single(ps.Streams.Error);
+        Assert.StartsWith("InvalidGroupSize,", error.FullyQualifiedErrorId);
+        Assert.Contains("hidden_dim 171", error.Exception.Message);
+        Assert.Contains("-Version 0", error.ErrorDetails.RecommendedAction);
+        Assert.Empty(Directory.EnumerateFiles(temp.Path));
+        // fp32 is still possible.
+        var (fp32, ps2) = host.Run("Export-LlamaModel $m -OutputDirectory $o -Version 0", Vars(("m", temp["odd"]), ("o", temp.Path)));
+        Assert.False(ps2.HadErrors, string.Join("; ", ps2.Streams.Error));
+        Assert.Single(fp32);
+    }
+
+    /// <summary>PeakWorkingSetBytes is this export's peak, not the session's: a large allocation before it does not show.</summary>
+    [SkippableFact]
+    public void The_reported_peak_is_the_exports_own_not_the_sessions()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux(), "the per-export reset is Linux's /proc/self/clear_refs");
+        using var temp = new TempFolder();
+        SyntheticLlamaModel.Write(new SyntheticModelSpec(), temp["model"]);
+        var manifest = Path.Combine(AppContext.BaseDirectory, "LlamaExport.psd1");
+        long peak = ChildPeak(manifest,
+            "& { $big = [byte[]]::new(600MB); [Array]::Fill($big, [byte]1); $big = $null; [GC]::Collect(); " +
+            $"Export-LlamaModel -ModelPath '{temp["model"]}' -OutputPath '{temp["out.bin"]}' -MemoryLimit 200MB }}");
+        Assert.True(peak < 400L << 20, $"the export reports {peak >> 20} MiB, which includes the 600 MiB allocated before it");
+        Assert.True(peak > 50L << 20, $"{peak >> 20} MiB is too small to be a pwsh process's peak");
+    }
+
     [Fact]
     public void Bad_folders_are_refused_by_name_and_mixed_folders_say_which_weights_are_used()
     {

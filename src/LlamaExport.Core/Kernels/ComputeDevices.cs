@@ -108,6 +108,16 @@ public static class ComputeDevices
     /// </summary>
     public static (IComputeBackend Backend, string Reason) Resolve(string? device, BackendKind? backend)
     {
+        // The managed kernel needs no provider; looking one up would load the TorchSharp assembly for nothing.
+        if (backend == BackendKind.Managed || (backend is null && (device is null || Parse(device).Kind == "cpu")))
+            return Resolve(device, backend, null, "");
+        var provider = Accelerator(out var missing);
+        return Resolve(device, backend, provider, missing);
+    }
+
+    /// <summary>As <see cref="Resolve(string?, BackendKind?)"/>, with the accelerator provider given (tests pass their own).</summary>
+    internal static (IComputeBackend Backend, string Reason) Resolve(string? device, BackendKind? backend, IAcceleratorProvider? provider, string missing)
+    {
         var request = Parse(device ?? "cpu");
         string asked = device is null ? $"-Backend {backend}" : backend is null ? $"-Device {request}" : $"-Device {request} -Backend {backend}";
         // The managed kernel on the CPU needs nothing else: libtorch is not even loaded (it costs memory and
@@ -121,7 +131,6 @@ public static class ComputeDevices
 
         if (request.Kind == "cpu" && backend is null) return (ManagedComputeBackend.Instance, "the managed SIMD kernel on the CPU");
 
-        var provider = Accelerator(out var missing);
         if (request.Kind == "auto" && backend is null && (provider is null || !provider.HasCudaBuild))
             return (ManagedComputeBackend.Instance, $"auto picked the managed CPU kernel: no usable CUDA device ({(provider is null ? missing : "the libtorch beside the module is a CPU build")})");
         string? unavailable = provider is null ? missing : provider.IsAvailable(out var why) ? null : why;

@@ -32,8 +32,13 @@ public sealed class TestLlamaExportCommand : PSCmdlet
     [ValidateNotNullOrEmpty]
     public string[] LiteralPath { get; set; } = [];
 
-    /// <summary>The model the file was exported from.</summary>
-    [Parameter(ValueFromPipelineByPropertyName = true)]
+    /// <summary>
+    /// The model the file was exported from. Binds by property name only alongside -LiteralPath (from an
+    /// ExportResult): were it bindable in the -Path set, PowerShell would bind it there first and then coerce the
+    /// whole result object into -Path.
+    /// </summary>
+    [Parameter(ParameterSetName = LiteralPathSet, ValueFromPipelineByPropertyName = true)]
+    [Parameter(ParameterSetName = PathSet)]
     [ValidateNotNullOrEmpty]
     public string? ModelPath { get; set; }
 

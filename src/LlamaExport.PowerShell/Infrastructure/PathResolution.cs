@@ -34,6 +34,7 @@ internal static class PathResolution
                 {
                     matches = [.. cmdlet.SessionState.Path.GetResolvedProviderPathFromPSPath(input, out var provider)];
                     if (provider.ImplementingType != typeof(FileSystemProvider)) matches = [ToFileSystemPath(cmdlet, input)];
+                    if (matches.Count == 0) throw new ItemNotFoundException(input);
                 }
             }
             catch (ItemNotFoundException)
@@ -57,7 +58,8 @@ internal static class PathResolution
 
     /// <summary>A file the user named does not exist.</summary>
     public static LlamaExportException NotFound(string path) => new(ErrorIds.PathNotFound, FailureKind.ObjectNotFound,
-        $"Cannot find '{path}': it does not exist.", path, "Check the path; Get-ChildItem shows what is there.");
+        WildcardPattern.ContainsWildcardCharacters(path) ? $"No file matches '{path}'." : $"Cannot find '{path}': it does not exist.", path,
+        "Check the path; Get-ChildItem shows what is there. A name with [ or ] needs -LiteralPath.");
 
     /// <summary>A folder was given where a file is read.</summary>
     public static LlamaExportException FolderNotFile(string path) => new(ErrorIds.PathIsAFolder, FailureKind.InvalidArgument,
