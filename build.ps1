@@ -88,6 +88,12 @@ function Invoke-Build {
     Write-Host "Module assembled in $ModuleOut (version $version)"
 }
 
+# The model generator and I/O baseline that the demo and the benchmark use; never part of the module.
+function Get-TestingAssembly {
+    Invoke-Dotnet build (Join-Path $Root 'src/LlamaExport.Testing/LlamaExport.Testing.csproj') -c $Configuration -nologo --verbosity quiet | Out-Host
+    Join-Path $Root "src/LlamaExport.Testing/bin/$Configuration/net10.0/LlamaExport.Testing.dll"
+}
+
 function Invoke-Package {
     Invoke-Build
     $packages = Join-Path $Root 'out/packages'
@@ -149,13 +155,14 @@ function Invoke-Demo {
     $demo = Join-Path $Root 'out/demo'
     $model = Join-Path $demo 'tiny-llama'
     Import-Module (Join-Path $ModuleOut 'LlamaExport.psd1') -Force
+    Add-Type -Path (Get-TestingAssembly)
     if (-not (Test-Path (Join-Path $model 'config.json'))) {
         # A deterministic random model: grouped-query attention, BF16, two shards, hidden_dim 344 (= 8 × 43).
-        $spec = [LlamaExport.Core.Synthetic.SyntheticModelSpec]@{
+        $spec = [LlamaExport.Testing.SyntheticModelSpec]@{
             Dim = 128; HiddenDim = 344; Layers = 4; Heads = 8; KvHeads = 4; VocabSize = 512; MaxSeqLen = 256
             DType = 'BFloat16'; Shards = 2; Classifier = 'Separate'; Seed = 2026
         }
-        [LlamaExport.Core.Synthetic.SyntheticLlamaModel]::Write($spec, $model)
+        [LlamaExport.Testing.SyntheticLlamaModel]::Write($spec, $model)
         Write-Host "Generated the demo model in $model"
     }
     Write-Host "`nSource:" -ForegroundColor Cyan
@@ -176,7 +183,7 @@ function Invoke-Demo {
 function Invoke-Bench {
     Invoke-Build
     $backends = if ($LibTorch -eq 'cpu') { @('TorchSharp') } else { @() }
-    & (Join-Path $Root 'tools/bench.ps1') -ModulePath (Join-Path $ModuleOut 'LlamaExport.psd1') -CacheDirectory $BenchCache -Size $Size -Backends $backends
+    & (Join-Path $Root 'tools/bench.ps1') -ModulePath (Join-Path $ModuleOut 'LlamaExport.psd1') -TestingAssembly (Get-TestingAssembly) -CacheDirectory $BenchCache -Size $Size -Backends $backends
     if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 }
 

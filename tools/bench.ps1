@@ -25,20 +25,23 @@ param(
     [ValidateSet('Default', 'LowMemory', 'UltraLowMemory')] [string[]] $Modes = @('Default', 'LowMemory', 'UltraLowMemory'),
     [int] $Runs = $(if ($Size -eq '7b') { 1 } else { 2 }),
     # Also export with these backends in Default mode (TorchSharp needs a module built with -LibTorch cpu).
-    [ValidateSet('TorchSharp')] [string[]] $Backends = @()
+    [ValidateSet('TorchSharp')] [string[]] $Backends = @(),
+    # LlamaExport.Testing.dll: the model generator and the I/O baseline, which are not part of the module.
+    [Parameter(Mandatory)] [string] $TestingAssembly
 )
 
 $ErrorActionPreference = 'Stop'
 Import-Module $ModulePath -Force
+Add-Type -Path $TestingAssembly
 
 $spec = if ($Size -eq '7b') {
-    [LlamaExport.Core.Synthetic.SyntheticModelSpec]@{
+    [LlamaExport.Testing.SyntheticModelSpec]@{
         Dim = 4096; HiddenDim = 11008; Layers = 32; Heads = 32; KvHeads = 32; VocabSize = 32000; MaxSeqLen = 4096
         DType = 'BFloat16'; Shards = 3; Classifier = 'Separate'; Seed = 7
     }
 }
 else {
-    [LlamaExport.Core.Synthetic.SyntheticModelSpec]@{
+    [LlamaExport.Testing.SyntheticModelSpec]@{
         Dim = 2048; HiddenDim = 5504; Layers = 22; Heads = 16; KvHeads = 16; VocabSize = 32000; MaxSeqLen = 2048
         DType = 'BFloat16'; Shards = 2; Classifier = 'Separate'; Seed = 1
     }
@@ -50,7 +53,7 @@ if (-not (Test-Path $marker) -or (Get-Content $marker -Raw) -ne $specText) {
     Write-Host "Generating the $Size benchmark model in $model (once)..."
     Remove-Item $model -Recurse -Force -ErrorAction Ignore
     $sw = [Diagnostics.Stopwatch]::StartNew()
-    [LlamaExport.Core.Synthetic.SyntheticLlamaModel]::Write($spec, $model)
+    [LlamaExport.Testing.SyntheticLlamaModel]::Write($spec, $model)
     Set-Content $marker $specText -NoNewline
     Write-Host ("Generated in {0:N1} s" -f $sw.Elapsed.TotalSeconds)
 }
@@ -95,7 +98,7 @@ Write-Host ("Machine: {0} cores, {1}; .NET {2}; SIMD path for group size 64: {3}
 Write-Host ("Model: {0} ({1:N2}B parameters), BF16, {2} shards, {3:N2} GiB; output v{4}, {5:N2} GiB" -f $Size, ($plan.Parameters / 1e9), $sources.Count, ($sourceBytes / 1GB), $Version, ($outputBytes / 1GB))
 
 $rows = foreach ($run in 1..$Runs) {
-    $io = [LlamaExport.Core.Benchmarks.IoBaseline]
+    $io = [LlamaExport.Testing.IoBaseline]
     # Every measurement starts with the source in the page cache (UltraLowMemory gives it back, so re-read it).
     $warm = { $null = $io::Read([string[]]$sources.FullName) }
     & $warm; $io::Settle(); $read = $io::Read([string[]]$sources.FullName)

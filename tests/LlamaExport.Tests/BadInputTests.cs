@@ -1,6 +1,6 @@
 using System.Management.Automation;
 using LlamaExport.Core.Errors;
-using LlamaExport.Core.Synthetic;
+using LlamaExport.Testing;
 using Xunit;
 
 namespace LlamaExport.Tests;

@@ -1,7 +1,7 @@
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Model;
-using LlamaExport.Core.Synthetic;
+using LlamaExport.Testing;
 using Xunit;
 
 namespace LlamaExport.Tests;

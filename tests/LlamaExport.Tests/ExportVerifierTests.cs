@@ -1,3 +1,4 @@
+using LlamaExport.Testing;
 using LlamaExport.Core.Verification;
 using Xunit;
 
@@ -137,7 +138,7 @@ public class VerificationCommandTests
     public void A_failed_verification_leaves_nothing_behind()
     {
         using var temp = new TempFolder();
-        Core.Synthetic.SyntheticLlamaModel.Write(new Core.Synthetic.SyntheticModelSpec(), temp["model"]);
+        Testing.SyntheticLlamaModel.Write(new Testing.SyntheticModelSpec(), temp["model"]);
         using var source = Core.Model.ModelSourceLoader.Open(temp["model"]);
         var plan = Core.Export.ExportPlanner.Create(source, 2);
         string? seen = null;

@@ -3,7 +3,7 @@ using LlamaExport.Core.Errors;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.Safetensors;
 using LlamaExport.Core.Sources;
-using LlamaExport.Core.Synthetic;
+using LlamaExport.Testing;
 using Xunit;
 
 namespace LlamaExport.Tests;

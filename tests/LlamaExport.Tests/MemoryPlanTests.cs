@@ -6,7 +6,7 @@ using LlamaExport.Core.Export;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.Planning;
 using LlamaExport.Core.Sources;
-using LlamaExport.Core.Synthetic;
+using LlamaExport.Testing;
 using Xunit;
 
 namespace LlamaExport.Tests;

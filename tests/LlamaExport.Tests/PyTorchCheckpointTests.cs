@@ -7,7 +7,7 @@ using LlamaExport.Core.Model;
 using LlamaExport.Core.Planning;
 using LlamaExport.Core.PyTorch;
 using LlamaExport.Core.Sources;
-using LlamaExport.Core.Synthetic;
+using LlamaExport.Testing;
 using Xunit;
 
 namespace LlamaExport.Tests;

@@ -1,3 +1,4 @@
+using LlamaExport.Testing;
 using System.Diagnostics;
 using System.Reflection;
 using System.Text;

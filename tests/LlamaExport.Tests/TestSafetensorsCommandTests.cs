@@ -1,7 +1,7 @@
 using System.Management.Automation;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Safetensors;
-using LlamaExport.Core.Synthetic;
+using LlamaExport.Testing;
 using Xunit;
 
 namespace LlamaExport.Tests;

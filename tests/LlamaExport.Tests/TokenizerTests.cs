@@ -1,3 +1,4 @@
+using LlamaExport.Testing;
 using System.Buffers.Binary;
 using System.Text;
 using LlamaExport.Core.Errors;
@@ -170,7 +171,7 @@ public class TokenizerCommandTests
     public void IncludeTokenizer_writes_beside_the_model_and_refuses_a_mismatched_vocabulary()
     {
         using var temp = new TempFolder();
-        Core.Synthetic.SyntheticLlamaModel.Write(new Core.Synthetic.SyntheticModelSpec { VocabSize = 96 }, temp["model"]);
+        Testing.SyntheticLlamaModel.Write(new Testing.SyntheticModelSpec { VocabSize = 96 }, temp["model"]);
         Directory.CreateDirectory(temp["out"]);
         using var host = new HostedPowerShell();
         var vars = Vars(("m", temp["model"]), ("o", temp["out"]));

@@ -1,3 +1,4 @@
+using LlamaExport.Testing;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Kernels;
@@ -114,7 +115,7 @@ public class DeviceCommandTests
     public void Auto_says_what_it_picked_cuda_is_refused_and_TorchSharp_runs_on_the_cpu()
     {
         using var temp = new TempFolder();
-        Core.Synthetic.SyntheticLlamaModel.Write(new Core.Synthetic.SyntheticModelSpec(), temp["model"]);
+        Testing.SyntheticLlamaModel.Write(new Testing.SyntheticModelSpec(), temp["model"]);
         using var host = new HostedPowerShell();
         var vars = Vars(("m", temp["model"]), ("o", temp.Path));
         var (output, ps) = host.Run("Export-LlamaModel $m -OutputDirectory $o -Device auto -Verbose -WarningAction SilentlyContinue", vars);
@@ -166,7 +167,7 @@ public class TorchSharpMemoryTests
         Skip.IfNot(OperatingSystem.IsLinux(), "the bundle is laid out for linux-x64");
         using var temp = new TempFolder();
         var model = temp["model"];
-        Core.Synthetic.SyntheticLlamaModel.Write(new Core.Synthetic.SyntheticModelSpec { Dim = 512, HiddenDim = 1376, Layers = 6, Heads = 8, KvHeads = 4, VocabSize = 8000, DType = Core.Sources.TensorDType.BFloat16 }, model);
+        Testing.SyntheticLlamaModel.Write(new Testing.SyntheticModelSpec { Dim = 512, HiddenDim = 1376, Layers = 6, Heads = 8, KvHeads = 4, VocabSize = 8000, DType = Core.Sources.TensorDType.BFloat16 }, model);
         var manifest = LinkedBundle(temp);
         ComputeDevices.Provider = new TorchSharpProvider();
         var plan = Core.Planning.MemoryPlanner.FromModel(model, 2, 64, temp.Path);

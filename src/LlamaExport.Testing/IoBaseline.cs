@@ -1,7 +1,11 @@
+using LlamaExport.Core.Model;
+using LlamaExport.Core.Sources;
+using LlamaExport.Core.PyTorch;
+using LlamaExport.Core.Safetensors;
 using System.Diagnostics;
 using LlamaExport.Core.Export;
 
-namespace LlamaExport.Core.Benchmarks;
+namespace LlamaExport.Testing;
 
 /// <summary>
 /// The machine's own I/O speed, for comparing an export against: reading the source files and writing

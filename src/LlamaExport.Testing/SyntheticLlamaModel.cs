@@ -1,10 +1,11 @@
+using LlamaExport.Core.Export;
 using System.Text.Json;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.PyTorch;
 using LlamaExport.Core.Safetensors;
 using LlamaExport.Core.Sources;
 
-namespace LlamaExport.Core.Synthetic;
+namespace LlamaExport.Testing;
 
 /// <summary>How a generated model stores its classifier.</summary>
 public enum ClassifierStorage
@@ -113,7 +114,7 @@ public static class SyntheticLlamaModel
     {
         Directory.CreateDirectory(folder);
         WriteConfig(spec, Path.Combine(folder, HuggingFaceConfig.FileName));
-        PyTorch.PyTorchCheckpointWriter.Write(Path.Combine(folder, PyTorch.PyTorchLayouts.HfSingleFile), TensorSpecs(spec));
+        PyTorchCheckpointWriter.Write(Path.Combine(folder, PyTorchLayouts.HfSingleFile), TensorSpecs(spec));
     }
 
     /// <summary>
@@ -124,7 +125,7 @@ public static class SyntheticLlamaModel
     public static void WriteMeta(SyntheticModelSpec spec, string folder, int ranks)
     {
         Directory.CreateDirectory(folder);
-        File.WriteAllText(Path.Combine(folder, PyTorch.PyTorchLayouts.MetaParamsFile),
+        File.WriteAllText(Path.Combine(folder, PyTorchLayouts.MetaParamsFile),
             $"{{\"dim\": {spec.Dim}, \"n_layers\": {spec.Layers}, \"n_heads\": {spec.Heads}, \"n_kv_heads\": {spec.KvHeads}, \"multiple_of\": 4, \"norm_eps\": 1e-05, \"vocab_size\": -1}}");
         var c = spec.ToConfig();
         var roles = new List<(LlamaTensorRole Role, int Layer)> { (LlamaTensorRole.TokEmbeddings, 0), (LlamaTensorRole.Norm, 0) };
@@ -165,7 +166,7 @@ public static class SyntheticLlamaModel
                 }));
             }
 
-            PyTorch.PyTorchCheckpointWriter.Write(Path.Combine(folder, $"consolidated.{rank:D2}.pth"), tensors);
+            PyTorchCheckpointWriter.Write(Path.Combine(folder, $"consolidated.{rank:D2}.pth"), tensors);
         }
     }
 

@@ -1,10 +1,13 @@
+using LlamaExport.Core.Export;
+using LlamaExport.Core.Model;
+using LlamaExport.Core.PyTorch;
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
 using LlamaExport.Core.Safetensors;
 using LlamaExport.Core.Sources;
 
-namespace LlamaExport.Core.PyTorch;
+namespace LlamaExport.Testing;
 
 /// <summary>
 /// Writes torch.save-style zip checkpoints (stored entries, a protocol-2 data.pkl of an OrderedDict of

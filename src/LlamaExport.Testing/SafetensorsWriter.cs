@@ -1,9 +1,13 @@
+using LlamaExport.Core.Export;
+using LlamaExport.Core.Model;
+using LlamaExport.Core.PyTorch;
+using LlamaExport.Core.Safetensors;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using LlamaExport.Core.Sources;
 
-namespace LlamaExport.Core.Safetensors;
+namespace LlamaExport.Testing;
 
 /// <summary>A tensor to write: its values come from a callback, chunk by chunk, so nothing is held whole.</summary>
 public sealed record SafetensorsTensorSpec(string Name, TensorDType DType, long[] Shape, Action<long, Span<float>> FillValues)
