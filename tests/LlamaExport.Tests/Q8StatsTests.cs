@@ -215,6 +215,11 @@ public class Q8StatsTests
         Assert.Equal(new FileInfo(golden).Length, s.OutputBytes);
         Assert.Equal("wq.1", s.WorstTensor); // 0.006329692900180817, the maximum export.py printed
         Assert.InRange(s.OverallSnrDb!.Value, 40, 60);
+        // -Summary is one table line per model, and says in words what was measured.
+        var (summaryText, _) = host.Run("$s = Get-Q8Stats $m -Summary -WarningAction SilentlyContinue; $s, $s | Out-String -Width 200", Vars(("m", model)));
+        var lines = string.Concat(summaryText.Select(t => t.ToString())).Split('\n').Where(l => l.Trim().Length > 0).ToList();
+        Assert.Equal(4, lines.Count); // header, rule, two models
+        Assert.Contains("model, quantized in memory", lines[2]);
 
         var (compared, ps) = host.Run("Get-Q8Stats -Path $g -ModelPath $m | Sort-Object MaxError -Descending", Vars(("m", model), ("g", golden)));
         Assert.False(ps.HadErrors, string.Join("; ", ps.Streams.Error));
