@@ -4,7 +4,7 @@ using LlamaExport.Core.Errors;
 namespace LlamaExport.Core.Tokenizers;
 
 /// <summary>
-/// Reads a HuggingFace tokenizer.json of the sentencepiece-BPE kind (Llama 2, TinyLlama, Mistral). llama2.c's
+/// Reads a HuggingFace tokenizer.json: Llama 3's byte-level BPE, or the sentencepiece-BPE kind (Llama 2, TinyLlama, Mistral). llama2.c's
 /// encoder merges the adjacent pair whose merged piece has the highest score, so scores come from the merge
 /// ranks: the piece made by merge rank r scores −r; base pieces and special tokens score 0.
 /// </summary>
@@ -39,8 +39,7 @@ public static class HuggingFaceTokenizerReader
         var type = model.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
         if (type != "BPE")
             throw Unsupported(path, $"its model is {type ?? "of no type"}, not BPE");
-        if (Mentions(root, "ByteLevel"))
-            throw Unsupported(path, "it is a byte-level BPE (as Llama 3 and GPT-2 use), which llama2.c's tokenizer.bin cannot express yet");
+        if (Mentions(root, "ByteLevel")) return ReadByteLevel(root, model, path);
         bool sentencePieceStyle = (model.TryGetProperty("byte_fallback", out var fallback) && fallback.ValueKind == JsonValueKind.True)
             || Mentions(root, "Metaspace") || Mentions(root, "\u2581") || Mentions(root, "\\u2581");
         if (!sentencePieceStyle)
@@ -101,10 +100,47 @@ public static class HuggingFaceTokenizerReader
         }
 
         int bos = idOf.GetValueOrDefault("<s>", 1), eos = idOf.GetValueOrDefault("</s>", 2), unk = idOf.GetValueOrDefault("<unk>", 0);
-        return new LlamaTokenizer
+        return LlamaTokenizer.FromSentencePieces(pieces, scores, bos, eos, unk, special, TokenizerSourceKind.HuggingFaceJson, path);
+    }
+
+    /// <summary>
+    /// Llama 3's byte-level BPE: the vocabulary's GPT-2 byte-to-unicode strings become raw bytes, in id (= rank)
+    /// order; added tokens are written as their text. Only Meta's pre-tokenizer (the Llama 3 regex, then ByteLevel)
+    /// is accepted, since that is what the encoder implements.
+    /// </summary>
+    private static LlamaTokenizer ReadByteLevel(JsonElement root, JsonElement model, string path)
+    {
+        if (!root.TryGetProperty("pre_tokenizer", out var pre) || !ByteLevel.IsLlama3PreTokenizer(pre))
+            throw Unsupported(path, "it is a byte-level BPE whose pre-tokenizer is not Llama 3's (GPT-2 and other byte-level tokenizers split text differently)");
+        if (!model.TryGetProperty("vocab", out var vocab) || vocab.ValueKind != JsonValueKind.Object)
+            throw TokenizerFiles.Invalid(path, "model.vocab is not an object");
+        int count = 0;
+        foreach (var _ in vocab.EnumerateObject()) count++;
+        var regular = new byte[count][];
+        foreach (var entry in vocab.EnumerateObject())
         {
-            Pieces = pieces, Scores = scores, BosId = bos, EosId = eos, UnkId = unk, Kind = TokenizerSourceKind.HuggingFaceJson, SourcePath = path,
-        };
+            if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetInt32(out var id) || id < 0 || id >= count)
+                throw TokenizerFiles.Invalid(path, $"model.vocab['{entry.Name}'] is not an id in 0..{count - 1}");
+            if (regular[id] is not null) throw TokenizerFiles.Invalid(path, $"the id {id} is given to two tokens");
+            regular[id] = ByteLevel.ToBytes(entry.Name) ?? throw TokenizerFiles.Invalid(path, $"'{entry.Name}' is not a byte-level token");
+        }
+
+        var specials = new List<(int, string)>();
+        if (root.TryGetProperty("added_tokens", out var added) && added.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var token in added.EnumerateArray())
+            {
+                if (token.ValueKind != JsonValueKind.Object || !token.TryGetProperty("id", out var idElement) || !idElement.TryGetInt32(out var id) || id < count || id > count + (1 << 20)
+                    || !token.TryGetProperty("content", out var content) || content.ValueKind != JsonValueKind.String)
+                    throw TokenizerFiles.Invalid(path, "an added token has no id after the vocabulary, or no string content");
+                specials.Add((id, content.GetString()!));
+            }
+        }
+
+        var ids = specials.Select(s => s.Item1).ToList();
+        if (ids.Distinct().Count() != ids.Count || (ids.Count > 0 && ids.Max() != count + ids.Count - 1))
+            throw TokenizerFiles.Invalid(path, $"its added tokens do not number {count}..{count + ids.Count - 1} without gaps");
+        return LlamaTokenizer.FromByteLevel(regular, specials, TokenizerSourceKind.HuggingFaceJson, path);
     }
 
     private static string Join(string merge, string path, int rank)
@@ -124,5 +160,5 @@ public static class HuggingFaceTokenizerReader
 
     private static LlamaExportException Unsupported(string path, string why) =>
         new(ErrorIds.TokenizerUnsupported, FailureKind.NotSupported, $"'{path}' cannot become a llama2.c tokenizer: {why}.", path,
-            "Use the model's tokenizer.model (sentencepiece) if it has one; only sentencepiece-style BPE tokenizers (Llama 2, TinyLlama, Mistral) are supported.");
+            "Use the model's tokenizer.model if it has one; sentencepiece-style BPE (Llama 2, TinyLlama, Mistral) and Llama 3's byte-level BPE are supported.");
 }

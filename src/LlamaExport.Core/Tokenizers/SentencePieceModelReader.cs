@@ -69,10 +69,7 @@ public static class SentencePieceModelReader
         if (pieces.Count == 0) throw TokenizerFiles.Invalid(path, "it holds no pieces");
         foreach (var (name, id) in new[] { ("bos", bos), ("eos", eos) })
             if (id < 0 || id >= pieces.Count) throw TokenizerFiles.Invalid(path, $"its {name}_id {id} is outside the {pieces.Count} pieces");
-        return new LlamaTokenizer
-        {
-            Pieces = pieces, Scores = scores, BosId = bos, EosId = eos, UnkId = unk, Kind = TokenizerSourceKind.SentencePieceModel, SourcePath = path,
-        };
+        return LlamaTokenizer.FromSentencePieces(pieces, scores, bos, eos, unk, [], TokenizerSourceKind.SentencePieceModel, path);
     }
 
     /// <summary>The protobuf wire format, bounds-checked.</summary>

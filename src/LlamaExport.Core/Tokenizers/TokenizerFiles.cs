@@ -17,8 +17,32 @@ public static class TokenizerFiles
         return null;
     }
 
-    public static LlamaTokenizer Read(string path) =>
-        Path.GetFileName(path).EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? HuggingFaceTokenizerReader.Read(path) : SentencePieceModelReader.Read(path);
+    /// <summary>
+    /// Reads any tokenizer this module knows: tokenizer.json (by name), a llama2.c tokenizer.bin (by the .bin name),
+    /// and tokenizer.model, told apart by content: Meta's Llama 3 file is tiktoken text, Llama 2's a sentencepiece protobuf.
+    /// </summary>
+    public static LlamaTokenizer Read(string path)
+    {
+        var name = Path.GetFileName(path);
+        if (name.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return HuggingFaceTokenizerReader.Read(path);
+        if (name.EndsWith(".bin", StringComparison.OrdinalIgnoreCase)) return TokenizerBinReader.Read(path);
+        return TiktokenReader.Looks(Head(path)) ? TiktokenReader.Read(path) : SentencePieceModelReader.Read(path);
+    }
+
+    private static byte[] Head(string path)
+    {
+        try
+        {
+            using var stream = File.OpenRead(path);
+            var head = new byte[256];
+            return head[..stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false)];
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new LlamaExportException(ErrorIds.TokenizerNotFound, FailureKind.ObjectNotFound, $"The tokenizer '{path}' does not exist.", path,
+                "Download tokenizer.model or tokenizer.json from the model's repository.", e);
+        }
+    }
 
     internal static byte[] ReadBounded(string path, long maxBytes)
     {
@@ -28,7 +52,7 @@ public static class TokenizerFiles
             if (length > maxBytes) throw Invalid(path, $"it is {length} bytes, more than any tokenizer's {maxBytes}");
             return File.ReadAllBytes(path);
         }
-        catch (FileNotFoundException e)
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
             throw new LlamaExportException(ErrorIds.TokenizerNotFound, FailureKind.ObjectNotFound, $"The tokenizer '{path}' does not exist.", path,
                 "Download tokenizer.model or tokenizer.json from the model's repository.", e);
