@@ -134,6 +134,32 @@ public sealed partial class Llama2cProgramsTests : IClassFixture<Llama2cPrograms
         Assert.NotEqual(0, Execute(_programs.RunqC, TestPaths.Stories("stories260K-v0-original.bin"), "-z", _programs.IdTokenizer, "-n", "4").ExitCode);
     }
 
+    /// <summary>The header extension sits in bytes runq.c skips: stock runq.c reads a Llama 3 export as it reads any v2 file.</summary>
+    [SkippableFact]
+    public void Stock_runq_c_reads_a_v2_file_with_the_header_extension()
+    {
+        Skip.If(_programs.Compiler is null, "No C compiler (cc, gcc or clang) on the PATH, so llama2.c's runq.c cannot be compiled here.");
+        var path = Path.Combine(_programs.Scratch, "llama3-tiny-v2.bin");
+        GeneratedModelTests.Export(Llama3ModelTests.Tiny(), 2, path);
+        Assert.Equal(Core.Llama2c.HeaderExtension.Magic, BitConverter.ToUInt32(File.ReadAllBytes(path), Core.Llama2c.HeaderExtension.Offset));
+        var ids = Generate(_programs.RunqC, path, 16);
+        Assert.Equal(16, ids.Length);
+        Assert.All(ids, id => Assert.InRange(id, 0, 511));
+        // runq.c's arithmetic (theta 10000, activations quantized) on the weights, as Invoke-LlamaModel reproduces it when told run.c's rope.
+        using var weights = new Core.Inference.FileForwardWeights(Core.Llama2c.Llama2cFile.Open(path));
+        Assert.Equal(ids, new Core.Inference.LlamaForward(new RunCRope(weights), 16, quantizedActivations: true).Greedy([1], 16));
+    }
+
+    private sealed class RunCRope(Core.Inference.IForwardWeights inner) : Core.Inference.IForwardWeights
+    {
+        public Core.Model.LlamaModelConfig Config { get; } = inner.Config with { RopeTheta = 10000, RopeScaling = null, RmsNormEps = 1e-5 };
+        public int GroupSize => inner.GroupSize;
+        public int BlockRows(Core.Model.LlamaTensorRole role) => inner.BlockRows(role);
+        public void ReadRows(Core.Model.LlamaTensorRole role, int layer, long firstRow, int rows, Span<float> destination) => inner.ReadRows(role, layer, firstRow, rows, destination);
+        public void ReadQuantizedRows(Core.Model.LlamaTensorRole role, int layer, long firstRow, int rows, Span<sbyte> codes, Span<float> scales) => inner.ReadQuantizedRows(role, layer, firstRow, rows, codes, scales);
+        public void Dispose() { }
+    }
+
     private static int[] GreedyGolden(string sequence)
     {
         using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(TestPaths.Stories("golden", "greedy.json")));

@@ -4,7 +4,9 @@ using LlamaExport.Core.Model;
 namespace LlamaExport.Core.Inference;
 
 /// <summary>
-/// A float32 Llama forward pass with run.c's arithmetic (RMSNorm with eps 1e-5, rotary theta 10000, GQA, SwiGLU),
+/// A float32 Llama forward pass with run.c's arithmetic (RMSNorm, rotary embeddings, GQA, SwiGLU) and the model's own
+/// settings: rope theta and llama3 rope scaling computed as HuggingFace does, and RMSNorm's eps (run.c's 10000 and
+/// 1e-5 when the file or source says nothing else),
 /// optionally quantizing activations into Q8_0 groups the way runq.c does. It processes a block of positions
 /// layer by layer and streams each weight matrix in row blocks, so it holds activations and a KV cache but never
 /// a whole layer.
@@ -17,6 +19,8 @@ public sealed class LlamaForward
     private readonly int _maxPositions;
     private readonly float[][] _keys;
     private readonly float[][] _values;
+    private readonly float[] _inverseFrequencies;
+    private readonly float _eps;
 
     public LlamaForward(IForwardWeights weights, int maxPositions, bool quantizedActivations)
     {
@@ -26,6 +30,8 @@ public sealed class LlamaForward
         _quantizedActivations = quantizedActivations;
         if (quantizedActivations && weights.GroupSize <= 0)
             throw new ArgumentException("Quantized activations need Q8_0 weights.", nameof(quantizedActivations));
+        _inverseFrequencies = Kernels.RopeFrequencies.Inverse(_c.HeadSize, _c.RopeTheta, _c.RopeScaling);
+        _eps = (float)_c.RmsNormEps;
         _keys = Enumerable.Range(0, _c.Layers).Select(_ => new float[(long)_maxPositions * _c.KvDim]).ToArray();
         _values = Enumerable.Range(0, _c.Layers).Select(_ => new float[(long)_maxPositions * _c.KvDim]).ToArray();
     }
@@ -218,12 +224,12 @@ public sealed class LlamaForward
         }
     }
 
-    private static void RmsNorm(Span<float> output, ReadOnlySpan<float> x, ReadOnlySpan<float> weight)
+    private void RmsNorm(Span<float> output, ReadOnlySpan<float> x, ReadOnlySpan<float> weight)
     {
         float ss = 0f;
         for (int j = 0; j < x.Length; j++) ss += x[j] * x[j];
         ss /= x.Length;
-        ss += 1e-5f;
+        ss += _eps;
         ss = 1.0f / MathF.Sqrt(ss);
         for (int j = 0; j < x.Length; j++) output[j] = weight[j] * (ss * x[j]);
     }
@@ -232,9 +238,9 @@ public sealed class LlamaForward
     {
         for (int i = 0; i < q.Length; i += 2)
         {
-            int headDim = i % headSize;
-            float frequency = 1.0f / MathF.Pow(10000.0f, headDim / (float)headSize);
-            float angle = position * frequency;
+            // Pair i, i+1 of a head rotates at inv_freq[(i mod head_size) / 2]; with theta 10000 and no scaling
+            // that is run.c's 1 / powf(10000, (i mod head_size) / head_size), bit for bit.
+            float angle = position * _inverseFrequencies[(i % headSize) / 2];
             float cos = MathF.Cos(angle), sin = MathF.Sin(angle);
             Rotate(q, i, cos, sin);
             if (i < k.Length) Rotate(k, i, cos, sin);

@@ -79,6 +79,7 @@ public sealed class Llama2cFile : IDisposable
             if (config.Dim <= 0 || config.HiddenDim <= 0 || config.Layers <= 0 || config.Heads <= 0 || config.KvHeads <= 0
                 || config.VocabSize <= 0 || config.MaxSeqLen <= 0 || config.Dim % config.Heads != 0 || config.Heads % config.KvHeads != 0)
                 throw Invalid(path, $"its header holds impossible parameters (dim {config.Dim}, hidden_dim {config.HiddenDim}, layers {config.Layers}, heads {config.Heads}, kv_heads {config.KvHeads}, vocab {config.VocabSize}, seq_len {config.MaxSeqLen})");
+            if (version > 0) config = HeaderExtension.Apply(header, config, path);
             if (version == 2 && (groupSize <= 0 || config.Dim % groupSize != 0))
                 throw Invalid(path, $"its group size {groupSize} does not divide dim {config.Dim}, so the tensors cannot be split into groups");
             return new Llama2cFile(path, handle, length, version, config, shared, groupSize);

@@ -27,6 +27,7 @@ public static class Llama2cHeader
         WriteParams(header, 8, c, c.VocabSize);
         header[SharedClassifierOffset] = sharedClassifier ? (byte)1 : (byte)0;
         if (version == 2) BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(GroupSizeOffset), groupSize);
+        if (HeaderExtension.Needed(c)) HeaderExtension.Write(header, c);
         return header;
     }
 

@@ -54,7 +54,12 @@ public static class HuggingFaceConfig
                 TieWordEmbeddings = root.TryGetProperty("tie_word_embeddings", out var tie) && tie.ValueKind == JsonValueKind.True,
                 RopeTheta = OptionalDouble(root, "rope_theta", path) ?? RunCRopeTheta,
                 RmsNormEps = OptionalDouble(root, "rms_norm_eps", path) ?? RunCRmsNormEps,
+                RopeScaling = ReadRopeScaling(root, path, warnings),
+                BosId = OptionalId(root, "bos_token_id", path),
+                EosIds = ReadIds(root, "eos_token_id", path),
             };
+            if (config.RopeTheta <= 0 || !double.IsFinite(config.RopeTheta)) throw Invalid(path, $"rope_theta {config.RopeTheta} is not a positive number");
+            if (config.RmsNormEps <= 0 || !double.IsFinite(config.RmsNormEps)) throw Invalid(path, $"rms_norm_eps {config.RmsNormEps} is not a positive number");
 
             if (dim % heads != 0)
                 throw Invalid(path, $"hidden_size {dim} is not a multiple of num_attention_heads {heads}");
@@ -76,14 +81,48 @@ public static class HuggingFaceConfig
 
     private static void WarnAboutIgnoredSettings(JsonElement root, LlamaModelConfig config, ICollection<string> warnings)
     {
-        if (config.RopeTheta != RunCRopeTheta)
-            warnings.Add($"rope_theta is {config.RopeTheta}, but run.c hard-codes {RunCRopeTheta}; the exported model will run with the wrong rotary frequencies unless you change run.c.");
-        if (config.RmsNormEps != RunCRmsNormEps)
-            warnings.Add($"rms_norm_eps is {config.RmsNormEps}, but run.c hard-codes {RunCRmsNormEps}; outputs will differ slightly from the original.");
-        if (root.TryGetProperty("rope_scaling", out var scaling) && scaling.ValueKind != JsonValueKind.Null)
-            warnings.Add("rope_scaling is set, but llama2.c has no rope scaling; long-context behaviour will differ from the original.");
         if (root.TryGetProperty("sliding_window", out var window) && window.ValueKind == JsonValueKind.Number)
             warnings.Add($"sliding_window is {window.GetRawText()}, but run.c attends to the whole context; results past that length will differ.");
+    }
+
+    /// <summary>rope_scaling: the "llama3" kind is carried; another kind is reported and left out.</summary>
+    private static RopeScaling? ReadRopeScaling(JsonElement root, string path, ICollection<string> warnings)
+    {
+        if (!root.TryGetProperty("rope_scaling", out var scaling) || scaling.ValueKind == JsonValueKind.Null) return null;
+        if (scaling.ValueKind != JsonValueKind.Object) throw Invalid(path, "rope_scaling is not an object");
+        string? kind = scaling.TryGetProperty("rope_type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()
+            : scaling.TryGetProperty("type", out var t2) && t2.ValueKind == JsonValueKind.String ? t2.GetString() : null;
+        if (kind != "llama3")
+        {
+            warnings.Add($"rope_scaling of type '{kind ?? "?"}' is not carried into the llama2.c file and no llama2.c runtime applies it; the model will run without it, which changes its rotary embeddings.");
+            return null;
+        }
+
+        double Number(string name) => scaling.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.GetDouble() is var d && d > 0 && double.IsFinite(d)
+            ? d : throw Invalid(path, $"rope_scaling.{name} must be a positive number");
+        double low = Number("low_freq_factor"), high = Number("high_freq_factor");
+        if (high <= low) throw Invalid(path, $"rope_scaling.high_freq_factor {high} must exceed low_freq_factor {low}");
+        double original = Number("original_max_position_embeddings");
+        if (original != Math.Floor(original) || original > int.MaxValue) throw Invalid(path, "rope_scaling.original_max_position_embeddings must be an integer");
+        return new RopeScaling(Number("factor"), low, high, (int)original);
+    }
+
+    private static int? OptionalId(JsonElement root, string name, string path)
+    {
+        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null) return null;
+        if (value.ValueKind == JsonValueKind.Array) return ReadIds(root, name, path).FirstOrDefault();
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out var n) || n < 0) throw Invalid(path, $"{name} must be a token id, not {value.GetRawText()}");
+        return n;
+    }
+
+    /// <summary>An id or a list of ids (Llama 3.2 Instruct's eos_token_id is a list).</summary>
+    private static IReadOnlyList<int> ReadIds(JsonElement root, string name, string path)
+    {
+        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null) return [];
+        if (value.ValueKind == JsonValueKind.Number) return [OptionalId(root, name, path)!.Value];
+        if (value.ValueKind != JsonValueKind.Array || value.GetArrayLength() > 64) throw Invalid(path, $"{name} must be a token id or a list of at most 64");
+        return [.. value.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out var n) && n >= 0 ? n
+            : throw Invalid(path, $"{name} holds {e.GetRawText()}, which is not a token id"))];
     }
 
     private static string ReadArchitecture(JsonElement root, string path)

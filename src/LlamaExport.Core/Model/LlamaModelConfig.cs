@@ -20,6 +20,15 @@ public sealed record LlamaModelConfig
     public double RopeTheta { get; init; } = 10000.0;
     public double RmsNormEps { get; init; } = 1e-5;
 
+    /// <summary>Rope scaling (Llama 3.1/3.2's "llama3" kind), or null for none.</summary>
+    public RopeScaling? RopeScaling { get; init; }
+
+    /// <summary>The BOS id the model was trained with, when the source says; run.c assumes 1.</summary>
+    public int? BosId { get; init; }
+
+    /// <summary>The ids that end generation, when the source says (Llama 3.2 Instruct lists three); run.c knows none.</summary>
+    public IReadOnlyList<int> EosIds { get; init; } = [];
+
     public int HeadSize => Dim / Heads;
     public int KvDim => KvHeads * HeadSize;
 
@@ -30,4 +39,15 @@ public sealed record LlamaModelConfig
         long perLayer = 2 * d + d * d + 2 * kv * d + d * d + 3 * h * d;
         return v * d + Layers * perLayer + d + (sharedClassifier ? 0 : v * d);
     }
+}
+
+/// <summary>
+/// Llama 3's rope scaling (rope_type "llama3" in config.json): frequencies whose wavelength exceeds
+/// original_max_position_embeddings / low_freq_factor are divided by factor, those below … / high_freq_factor kept,
+/// and the band between smoothly interpolated. It changes the rotation at every position from 1 on.
+/// </summary>
+public sealed record RopeScaling(double Factor, double LowFreqFactor, double HighFreqFactor, int OriginalMaxPositions)
+{
+    public override string ToString() =>
+        $"llama3 (factor {Factor}, low_freq_factor {LowFreqFactor}, high_freq_factor {HighFreqFactor}, original_max_position_embeddings {OriginalMaxPositions})";
 }

@@ -170,11 +170,11 @@ public static class PyTorchLayouts
             VocabSize = checked((int)embeddings.Shape[0]),
             HiddenDim = HiddenFrom(tensors, path),
             MaxSeqLen = maxSeqLen,
+            RmsNormEps = p.TryGetProperty("norm_eps", out var eps) && eps.ValueKind == JsonValueKind.Number && eps.GetDouble() > 0 ? eps.GetDouble() : HuggingFaceConfig.RunCRmsNormEps,
+            RopeTheta = p.TryGetProperty("rope_theta", out var theta) && theta.ValueKind == JsonValueKind.Number && theta.GetDouble() > 0 ? theta.GetDouble() : HuggingFaceConfig.RunCRopeTheta,
         };
-        if (p.TryGetProperty("norm_eps", out var eps) && eps.ValueKind == JsonValueKind.Number && eps.GetDouble() != HuggingFaceConfig.RunCRmsNormEps)
-            warnings.Add($"norm_eps is {eps.GetDouble()}, but run.c hard-codes {HuggingFaceConfig.RunCRmsNormEps}; outputs will differ slightly from the original.");
-        if (p.TryGetProperty("rope_theta", out var theta) && theta.ValueKind == JsonValueKind.Number && theta.GetDouble() != HuggingFaceConfig.RunCRopeTheta)
-            warnings.Add($"rope_theta is {theta.GetDouble()}, but run.c hard-codes {HuggingFaceConfig.RunCRopeTheta}; the exported model will run with the wrong rotary frequencies unless you change run.c.");
+        if (p.TryGetProperty("use_scaled_rope", out var scaled) && scaled.ValueKind == JsonValueKind.True)
+            warnings.Add("params.json sets use_scaled_rope, but records none of the scaling's numbers (Meta's code holds them), so the export cannot carry it; export the HuggingFace version of this model, whose config.json has rope_scaling.");
         warnings.Add($"Meta checkpoints do not record a context length; max_seq_len is {maxSeqLen}{(maxSeqLen == MetaDefaultMaxSeqLen ? " (export.py's choice; -MaxSeqLen sets another)" : "")}.");
         Validate(config, path);
         return config;
