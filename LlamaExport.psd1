@@ -11,6 +11,8 @@
     RequiredAssemblies     = @('LlamaExport.Core.dll')
     FormatsToProcess       = @('LlamaExport.format.ps1xml')
     CmdletsToExport        = @(
+        'ConvertFrom-LlamaTokenId'
+        'ConvertTo-LlamaTokenId'
         'Export-LlamaModel'
         'Export-LlamaTokenizer'
         'Get-ExportMemoryPlan'

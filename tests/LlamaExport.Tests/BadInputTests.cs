@@ -72,7 +72,7 @@ public sealed class BadInputTests : IClassFixture<BadInputTests.Inputs>
         ["invoke: a folder", "Invoke-LlamaModel $folder", ErrorIds.PathIsAFolder, ErrorCategory.InvalidArgument],
         ["invoke: no such .bin", "Invoke-LlamaModel (Join-Path $scratch missing.bin)", ErrorIds.PathNotFound, ErrorCategory.ObjectNotFound],
         ["invoke: not a llama2.c file", "Invoke-LlamaModel $garbage", ErrorIds.Llama2cFileInvalid, ErrorCategory.InvalidData],
-        ["invoke: a prompt id beyond the vocabulary", "Invoke-LlamaModel $exported -Prompt 1, 99999", ErrorIds.InvalidPrompt, ErrorCategory.InvalidArgument],
+        ["invoke: a prompt id beyond the vocabulary", "Invoke-LlamaModel $exported -PromptIds 1, 99999", ErrorIds.InvalidPrompt, ErrorCategory.InvalidArgument],
         ["test: a file name with brackets, piped from Get-ChildItem", "Get-ChildItem -LiteralPath $bracketed | Test-LlamaExport -ModelPath $missing", ErrorIds.ModelFolderNotFound, ErrorCategory.ObjectNotFound],
         ["test: a folder", "Test-LlamaExport $folder", ErrorIds.PathIsAFolder, ErrorCategory.InvalidArgument],
         ["test: no such file", "Test-LlamaExport -LiteralPath $missing", ErrorIds.PathNotFound, ErrorCategory.ObjectNotFound],

@@ -160,6 +160,61 @@ public sealed partial class Llama2cProgramsTests : IClassFixture<Llama2cPrograms
         public void Dispose() { }
     }
 
+    /// <summary>
+    /// A sentencepiece-shaped 512-piece vocabulary for stories260K (whose own tokenizer is not among the fixtures):
+    /// &lt;unk&gt;, BOS, EOS, the 256 byte pieces, "▁", printable ASCII, then merged pairs scoring -rank.
+    /// </summary>
+    private string StoriesTokenizer()
+    {
+        var path = Path.Combine(_programs.Scratch, "stories.tokenizer.bin");
+        if (File.Exists(path)) return path;
+        var pieces = new List<string> { "<unk>", "<s>", "</s>" };
+        pieces.AddRange(Enumerable.Range(0, 256).Select(b => $"<0x{b:X2}>"));
+        pieces.Add("\u2581");
+        pieces.AddRange(Enumerable.Range(33, 94).Select(c => ((char)c).ToString()));
+        var scores = Enumerable.Repeat(0f, pieces.Count).ToList();
+        string letters = "etaoinshrdlucmwfgypbvk";
+        foreach (var first in new[] { "\u2581" }.Concat(letters.Select(c => c.ToString())))
+        foreach (var second in letters.Select(c => c.ToString()))
+        {
+            if (pieces.Count == 512) break;
+            pieces.Add(first + second);
+            scores.Add(-(pieces.Count - 354));
+        }
+
+        File.WriteAllBytes(path, Core.Tokenizers.LlamaTokenizer.FromSentencePieces(pieces, scores, 1, 2, 0, [], Core.Tokenizers.TokenizerSourceKind.Llama2cBin, path).ToTokenizerBin());
+        return path;
+    }
+
+    /// <summary>
+    /// Text in, text out, against runq.c itself: the same prompt encoded, the same ids generated (greedy, and
+    /// sampled with the same seed), the same text printed.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(0.0, 0)]
+    [InlineData(1.0, 42)]
+    [InlineData(0.8, 7)]
+    public void Invoke_LlamaModel_prints_what_runq_c_prints_for_a_text_prompt(double temperature, int seed)
+    {
+        Skip.If(_programs.Compiler is null, "No C compiler (cc, gcc or clang) on the PATH, so llama2.c's runq.c cannot be compiled here.");
+        var tokenizer = StoriesTokenizer();
+        var model = TestPaths.Stories("golden", "v2-gs4.bin");
+        const string prompt = "Once upon a time";
+        var (code, stdout, stderr) = Execute(_programs.RunqC, model, "-z", tokenizer, "-t", temperature.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "-p", "0.9", "-s", Math.Max(seed, 1).ToString(), "-n", "48", "-i", prompt);
+        Assert.True(code == 0, stderr);
+        using var ps = new HostedPowerShell();
+        var (output, pipeline) = ps.Run("Invoke-LlamaModel $m $p -TokenizerPath $t -Steps 48 -QuantizedActivations -Temperature $temp -Seed $seed -EosId 1 -NoStream",
+            new Dictionary<string, object?> { ["m"] = model, ["p"] = prompt, ["t"] = tokenizer, ["temp"] = (float)temperature, ["seed"] = (ulong)Math.Max(seed, 1) });
+        Assert.False(pipeline.HadErrors, string.Join("; ", pipeline.Streams.Error));
+        var result = (Core.Inference.LlamaGeneration)Assert.Single(output).BaseObject;
+        // runq.c's safe_printf drops a lone byte that is not printable; the module decodes as HuggingFace does, an
+        // invalid UTF-8 byte becoming U+FFFD. Apart from that the texts are the same, character for character.
+        string ours = new([.. (prompt + result.Text).Where(c => c != '\uFFFD' && (!char.IsControl(c) || char.IsWhiteSpace(c)))]);
+        Assert.Equal(stdout.EndsWith('\n') ? stdout[..^1] : stdout, ours);
+        Assert.True(result.Ids.Count > 10, $"only {result.Ids.Count} ids generated");
+    }
+
     private static int[] GreedyGolden(string sequence)
     {
         using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(TestPaths.Stories("golden", "greedy.json")));

@@ -16,6 +16,9 @@ public sealed class ExportPlan
     public required int GroupSize { get; init; }
 
     public string? GroupSizeBackoffReason { get; init; }
+
+    /// <summary>What the model's settings mean for the programs that will run the file (rope, eps, KV cache size).</summary>
+    public IReadOnlyList<string> RuntimeWarnings { get; init; } = [];
     public required bool SharedClassifier { get; init; }
     public required string SharedClassifierReason { get; init; }
     public required byte[] Header { get; init; }

@@ -71,6 +71,7 @@ public static class ExportPlanner
             RequestedGroupSize = requestedGroupSize,
             GroupSize = groupSize,
             GroupSizeBackoffReason = backoff,
+            RuntimeWarnings = Llama2c.RuntimeNotes.Warnings(c, version),
             SharedClassifier = shared,
             SharedClassifierReason = sharedReason,
             Header = header,

@@ -26,10 +26,13 @@ public interface IForwardWeights : IDisposable
     void ReadQuantizedRows(LlamaTensorRole role, int layer, long firstRow, int rows, Span<sbyte> codes, Span<float> scales);
 }
 
-/// <summary>The weights as a llama2.c file holds them.</summary>
-public sealed class FileForwardWeights(Llama2cFile file) : IForwardWeights
+/// <summary>
+/// The weights as a llama2.c file holds them. <paramref name="config"/> replaces the file's settings (rope, eps,
+/// BOS/EOS) where the file cannot hold them: a version 0 file, run with its source's config.
+/// </summary>
+public sealed class FileForwardWeights(Llama2cFile file, LlamaModelConfig? config = null) : IForwardWeights
 {
-    public LlamaModelConfig Config => file.Config;
+    public LlamaModelConfig Config { get; } = config ?? file.Config;
     public int GroupSize => file.Version == 2 ? file.GroupSize : 0;
 
     private Llama2cLayoutEntry Entry(LlamaTensorRole role, int layer) =>

@@ -21,12 +21,13 @@ public static class MemoryPlanner
     /// <summary>Headroom kept free for the rest of the machine: the estimate × 1.25 plus 256 MiB must be available.</summary>
     public static bool FitsIn(long estimate, long? available) => available is not long a || estimate * 5 / 4 + (256L << 20) <= a;
 
-    public static ExportMemoryPlan FromModel(string modelPath, int version, int groupSize, string outputDirectory, CancellationToken cancellationToken = default)
+    public static ExportMemoryPlan FromModel(string modelPath, int version, int groupSize, string outputDirectory, CancellationToken cancellationToken = default, int? maxSeqLen = null)
     {
-        using var source = ModelSourceLoader.Open(modelPath);
+        using var source = ModelSourceLoader.Open(modelPath, maxSeqLen);
         var plan = ExportPlanner.Create(source, version, groupSize, cancellationToken: cancellationToken);
         var warnings = source.Warnings.ToList();
         if (plan.GroupSizeBackoffReason is not null) warnings.Add(plan.GroupSizeBackoffReason);
+        warnings.AddRange(plan.RuntimeWarnings);
         var ignored = source.Format != Model.SourceFormat.HuggingFaceSafetensors ? []
             : Directory.EnumerateFiles(modelPath, "*.bin").Concat(Directory.EnumerateFiles(modelPath, "*.pth")).Select(Path.GetFileName).ToList();
         if (ignored.Count > 0)
@@ -36,27 +37,29 @@ public static class MemoryPlanner
             .GroupBy(t => t!.DType).OrderByDescending(g => g.Sum(t => t!.ElementCount * TensorDTypeInfo.SizeOf(t.DType))).First().Key;
         return Build(source.ModelPath, source.Name, source.Config, fromConfigOnly: false, FormatName(source.Format), SafetensorsTensorSource.IsPresent(modelPath),
             TensorDTypeInfo.ShortName(dtype), source.Tensors.DataBytes, source.Tensors.Files.Count, version, groupSize, plan.GroupSize,
-            plan.GroupSizeBackoffReason, plan.SharedClassifier, plan.TotalBytes, source.RotaryPermuted, outputDirectory, warnings);
+            plan.GroupSizeBackoffReason, plan.SharedClassifier, plan.TotalBytes, source.RotaryPermuted, outputDirectory, warnings, maxSeqLen);
     }
 
     /// <summary>Plans from config.json alone, before downloading the weights.</summary>
-    public static ExportMemoryPlan FromConfig(string configPath, TensorDType sourceDType, int version, int groupSize, string outputDirectory)
+    public static ExportMemoryPlan FromConfig(string configPath, TensorDType sourceDType, int version, int groupSize, string outputDirectory, int? maxSeqLen = null)
     {
         var warnings = new List<string>();
         var config = HuggingFaceConfig.Read(configPath, warnings);
+        if (maxSeqLen is int length) config = config with { MaxSeqLen = length };
         if (!ExportPlanner.SupportedVersions.Contains(version))
             throw new LlamaExportException(ErrorIds.InvalidVersion, FailureKind.InvalidArgument, $"llama2.c has no version {version} format.", configPath, "Use -Version 0, 1 or 2.");
         int effective = 0;
         string? backoff = null;
         if (version == 2) (effective, backoff) = GroupSizeRule.Resolve(groupSize, config.Dim, config.HiddenDim);
         if (backoff is not null) warnings.Add(backoff);
+        warnings.AddRange(RuntimeNotes.Warnings(config, version));
         bool shared = config.TieWordEmbeddings;
         warnings.Add("Planned from config.json alone: sizes assume the classifier is " + (shared ? "tied" : "separate") + " as tie_word_embeddings says, and the weights are " + TensorDTypeInfo.ShortName(sourceDType) + ".");
         long parameters = config.ParameterCount(shared);
         var folder = Path.GetDirectoryName(Path.GetFullPath(configPath))!;
         return Build(folder, Path.GetFileName(folder), config, fromConfigOnly: true, "HuggingFace (config only)", hasSafetensors: SafetensorsTensorSource.IsPresent(folder),
             TensorDTypeInfo.ShortName(sourceDType), parameters * TensorDTypeInfo.SizeOf(sourceDType), 0, version, groupSize, effective, backoff, shared,
-            Llama2cLayout.FileSize(version, config, shared, effective), rotaryPermuted: true, outputDirectory, warnings);
+            Llama2cLayout.FileSize(version, config, shared, effective), rotaryPermuted: true, outputDirectory, warnings, maxSeqLen);
     }
 
     /// <summary>The estimates for one model shape, for every mode.</summary>
@@ -79,7 +82,7 @@ public static class MemoryPlanner
 
     private static ExportMemoryPlan Build(string modelPath, string name, LlamaModelConfig config, bool fromConfigOnly, string format, bool hasSafetensors,
         string dtype, long sourceBytes, int shards, int version, int groupSize, int effectiveGroupSize, string? backoff, bool shared, long outputBytes,
-        bool rotaryPermuted, string outputDirectory, List<string> warnings)
+        bool rotaryPermuted, string outputDirectory, List<string> warnings, int? maxSeqLen)
     {
         var (total, available, method) = ReadMemory();
         if (available is null) warnings.Add($"This OS gives no figure for available memory ({method}); the plan assumes the estimates fit.");
@@ -105,7 +108,7 @@ public static class MemoryPlanner
 
         var recommended = fitting?.Mode ?? MemoryMode.UltraLowMemory;
         var command = $"Export-LlamaModel -ModelPath '{modelPath.Replace("'", "''")}' -Version {version}"
-            + (version == 2 ? $" -GroupSize {groupSize}" : "") + $" -MemoryMode {recommended} -OutputDirectory '{outputDirectory.Replace("'", "''")}'";
+            + (version == 2 ? $" -GroupSize {groupSize}" : "") + (maxSeqLen is int m ? $" -MaxSeqLen {m}" : "") + $" -MemoryMode {recommended} -OutputDirectory '{outputDirectory.Replace("'", "''")}'";
         return new ExportMemoryPlan
         {
             ModelPath = modelPath,
@@ -131,6 +134,9 @@ public static class MemoryPlanner
             SharedClassifier = shared,
             OutputBytes = outputBytes,
             OutputDirectory = outputDirectory,
+            MaxSeqLen = maxSeqLen,
+            SeqLen = config.MaxSeqLen,
+            KvCacheBytes = RuntimeNotes.KvCacheBytes(config, config.MaxSeqLen),
             TotalMemoryBytes = total,
             AvailableMemoryBytes = available,
             MemorySource = method,

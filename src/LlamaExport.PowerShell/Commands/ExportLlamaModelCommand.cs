@@ -62,7 +62,7 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
     public long MemoryLimit { get; set; }
 
     /// <summary>The context length to write in the header; Meta checkpoints record none (2048 by default, as export.py).</summary>
-    [Parameter]
+    [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateRange(1, 1 << 24)]
     public int? MaxSeqLen { get; set; }
 
@@ -131,6 +131,7 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
 
             var plan = ExportPlanner.Create(source, Version, GroupSize, cancellationToken: PipelineStopToken);
             if (plan.GroupSizeBackoffReason is not null) Warn(source.Name, plan.GroupSizeBackoffReason);
+            foreach (var warning in plan.RuntimeWarnings) Warn(source.Name, warning);
 
             var outputPath = ResolveOutputPath(source);
             WriteVerbose($"Plan for '{modelPath}' → '{outputPath}':{Environment.NewLine}{plan}");

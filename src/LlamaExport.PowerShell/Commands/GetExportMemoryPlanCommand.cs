@@ -49,6 +49,11 @@ public sealed class GetExportMemoryPlanCommand : PSCmdlet
     [ValidateNotNullOrEmpty]
     public string? OutputDirectory { get; set; }
 
+    /// <summary>The context length to plan for (and write in the header); Export-LlamaModel binds it from the plan.</summary>
+    [Parameter]
+    [ValidateRange(1, 1 << 24)]
+    public int? MaxSeqLen { get; set; }
+
     protected override void ProcessRecord()
     {
         var output = PathResolution.ToFileSystemPath(this, OutputDirectory ?? ".");
@@ -59,14 +64,14 @@ public sealed class GetExportMemoryPlanCommand : PSCmdlet
                 "F32" or "f32" => "Float32",
                 "F16" or "f16" => "Float16",
                 _ => "BFloat16",
-            }), Version, GroupSize, output));
+            }), Version, GroupSize, output, MaxSeqLen));
             return;
         }
 
         foreach (var model in ModelPath)
         {
             if (Stopping) return;
-            Plan(model, path => MemoryPlanner.FromModel(path, Version, GroupSize, output, PipelineStopToken));
+            Plan(model, path => MemoryPlanner.FromModel(path, Version, GroupSize, output, PipelineStopToken, MaxSeqLen));
         }
     }
 
