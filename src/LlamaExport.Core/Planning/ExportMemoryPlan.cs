@@ -61,11 +61,8 @@ public sealed class ExportMemoryPlan
     public required long OutputBytes { get; init; }
     public required string OutputDirectory { get; init; }
 
-    /// <summary>The -MaxSeqLen the plan was made with (null: the source's own); binds to Export-LlamaModel -MaxSeqLen.</summary>
-    public int? MaxSeqLen { get; init; }
-
-    /// <summary>The seq_len the file's header will hold.</summary>
-    public int SeqLen { get; init; }
+    /// <summary>The seq_len the file's header will hold (the source's, or -MaxSeqLen's); binds to Export-LlamaModel -MaxSeqLen.</summary>
+    public int MaxSeqLen { get; init; }
 
     /// <summary>What run.c and runq.c allocate for their KV cache at that seq_len.</summary>
     public long KvCacheBytes { get; init; }

@@ -11,6 +11,9 @@ public sealed class TokenizerExportResult
     public required int VocabSize { get; init; }
     public required int MaxTokenLength { get; init; }
     public required TokenizerSourceKind SourceKind { get; init; }
+
+    /// <summary>SentencePiece (llama2.c's layout) or ByteLevel (the Llama 3 forks' layout).</summary>
+    public required TokenizerStyle Style { get; init; }
     public required string SourcePath { get; init; }
     public required int BosId { get; init; }
     public required int EosId { get; init; }
@@ -35,6 +38,7 @@ public static class TokenizerExport
             VocabSize = tokenizer.VocabSize,
             MaxTokenLength = BitConverter.ToInt32(bytes, 0),
             SourceKind = tokenizer.Kind,
+            Style = tokenizer.Style,
             SourcePath = tokenizer.SourcePath,
             BosId = tokenizer.BosId,
             EosId = tokenizer.EosId,

@@ -70,7 +70,7 @@ public sealed class ExportLlamaTokenizerCommand : PSCmdlet
             var output = ParameterSetName is ModelToFile or FileToFile
                 ? PathResolution.ToFileSystemPath(this, OutputPath)
                 : System.IO.Path.Combine(PathResolution.ToFileSystemPath(this, OutputDirectory ?? "."), $"{name}.tokenizer.bin");
-            if (tokenizer.Kind == TokenizerSourceKind.HuggingFaceJson)
+            if (tokenizer.Kind == TokenizerSourceKind.HuggingFaceJson && tokenizer.Style == TokenizerStyle.SentencePiece)
                 WriteVerbose($"{source}: scores are derived from merge ranks (the piece made by merge r scores −r), so run.c's greedy merge reproduces the BPE.");
             if (!ShouldProcess(output, $"Write llama2.c tokenizer.bin ({tokenizer.VocabSize} pieces) from '{source}'")) return;
             WriteObject(TokenizerExport.Write(tokenizer, output, Force));
