@@ -9,8 +9,8 @@
 param([string] $ModulePath = (Join-Path $PSScriptRoot '../out/LlamaExport/LlamaExport.psd1'))
 $ErrorActionPreference = 'Stop'
 Import-Module $ModulePath -Force
-'| model | parameters | BF16 source | v2 output (Q8_0) | v1 output (fp32) | Default | LowMemory | UltraLowMemory |'
-'|---|---|---|---|---|---|---|---|'
+'| model | parameters | BF16 source | v2 output (Q8_0) | v1 output (fp32) | Default | LowMemory | UltraLowMemory | run.c KV cache at seq_len |'
+'|---|---|---|---|---|---|---|---|---|'
 $plans = foreach ($config in Get-ChildItem (Join-Path $PSScriptRoot '../docs/configs') -Recurse -Filter config.json) {
     [pscustomobject]@{
         Name = $config.Directory.Name
@@ -20,6 +20,6 @@ $plans = foreach ($config in Get-ChildItem (Join-Path $PSScriptRoot '../docs/con
 }
 foreach ($p in $plans | Sort-Object { $_.V2.Parameters }) {
     $peak = { param($mode) '{0:N0} MiB' -f (($p.V2.Estimates | Where-Object Mode -eq $mode).PeakBytes / 1MB) }
-    '| {0} | {1:N2}B | {2:N1} GiB | {3:N1} GiB | {4:N1} GiB | {5} | {6} | {7} |' -f $p.Name, ($p.V2.Parameters / 1e9), ($p.V2.SourceBytes / 1GB),
-        ($p.V2.OutputBytes / 1GB), ($p.V1.OutputBytes / 1GB), (& $peak Default), (& $peak LowMemory), (& $peak UltraLowMemory)
+    '| {0} | {1:N2}B | {2:N1} GiB | {3:N1} GiB | {4:N1} GiB | {5} | {6} | {7} | {8:N1} GiB at {9:N0} |' -f $p.Name, ($p.V2.Parameters / 1e9), ($p.V2.SourceBytes / 1GB),
+        ($p.V2.OutputBytes / 1GB), ($p.V1.OutputBytes / 1GB), (& $peak Default), (& $peak LowMemory), (& $peak UltraLowMemory), ($p.V2.KvCacheBytes / 1GB), $p.V2.MaxSeqLen
 }

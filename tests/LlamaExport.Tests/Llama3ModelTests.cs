@@ -130,3 +130,44 @@ public class Llama3ModelTests
         }
     }
 }
+
+/// <summary>What the plan and the export say about a Llama 3.x model's runtime settings.</summary>
+public class Llama3WarningTests
+{
+    [Fact]
+    public void The_plan_says_what_rope_scaling_does_which_programs_apply_it_and_what_runc_s_kv_cache_costs()
+    {
+        using var host = new HostedPowerShell();
+        var config = Path.Combine(TestPaths.RepositoryRoot, "docs", "configs", "llama3.2-1b", "config.json");
+        var (plans, ps) = host.Run("Get-ExportMemoryPlan -ConfigPath $c", new Dictionary<string, object?> { ["c"] = config });
+        var warnings = ps.Streams.Warning.Select(w => w.Message).ToList();
+        Assert.Contains(warnings, w => w.Contains("rope_theta 500000") && w.Contains("every position from 1 on") && w.Contains("header extension") && w.Contains("runq.c"));
+        Assert.Contains(warnings, w => w.Contains("8.0 GiB") && w.Contains("-MaxSeqLen 8192"));
+        var plan = (Core.Planning.ExportMemoryPlan)plans.Single().BaseObject;
+        Assert.Equal(131072, plan.MaxSeqLen);
+        Assert.Equal(8L << 30, plan.KvCacheBytes);
+
+        // With -MaxSeqLen the cache warning goes and the plan hands the length to the export.
+        var (shorter, ps2) = host.Run("Get-ExportMemoryPlan -ConfigPath $c -MaxSeqLen 8192", new Dictionary<string, object?> { ["c"] = config });
+        Assert.DoesNotContain(ps2.Streams.Warning, w => w.Message.Contains("KV cache"));
+        Assert.Contains("-MaxSeqLen 8192", ((Core.Planning.ExportMemoryPlan)shorter.Single().BaseObject).Command);
+
+        // Version 0 cannot carry them, and says so.
+        var (_, ps3) = host.Run("Get-ExportMemoryPlan -ConfigPath $c -Version 0", new Dictionary<string, object?> { ["c"] = config });
+        Assert.Contains(ps3.Streams.Warning, w => w.Message.Contains("A version 0 file cannot record them"));
+    }
+
+    [Fact]
+    public void IncludeTokenizer_on_a_Llama3_folder_writes_the_forks_tokenizer_bin()
+    {
+        using var temp = new TempFolder();
+        var model = temp["llama3-shaped"];
+        Testing.SyntheticLlamaModel.Write(new Testing.SyntheticModelSpec { VocabSize = 128256, Dim = 32, HiddenDim = 64, Heads = 2, KvHeads = 1, Layers = 1,
+            DType = Core.Sources.TensorDType.BFloat16, Classifier = Testing.ClassifierStorage.TiedInConfig }, model);
+        File.Copy(Llama3TokenizerTests.Fixture("tokenizer.json"), Path.Combine(model, "tokenizer.json"));
+        using var host = new HostedPowerShell();
+        var (_, ps) = host.Run("Export-LlamaModel $m -OutputDirectory $o -IncludeTokenizer -WarningAction SilentlyContinue", new Dictionary<string, object?> { ["m"] = model, ["o"] = temp.Path });
+        Assert.False(ps.HadErrors, string.Join("; ", ps.Streams.Error));
+        Llama3TokenizerTests.AssertBytesEqual(File.ReadAllBytes(Llama3TokenizerTests.Fixture("tokenizer.bin")), File.ReadAllBytes(temp["llama3-shaped_q80.tokenizer.bin"]));
+    }
+}

@@ -59,7 +59,11 @@ public class MemoryPlanTests
     [InlineData("llama2-13b", 5120, 13824, 40, 40, 40, 32000, 13_015_864_320L)]
     [InlineData("llama2-70b", 8192, 28672, 80, 64, 8, 32000, 68_976_648_192L)]
     [InlineData("llama3-8b", 4096, 14336, 32, 32, 8, 128256, 8_030_261_248L)]
-    public void Planning_from_config_alone_gives_published_sizes(string name, int dim, int hidden, int layers, int heads, int kvHeads, int vocab, long parameters)
+    [InlineData("llama3.2-1b", 2048, 8192, 16, 32, 8, 128256, 1235814400, true)]
+    [InlineData("llama3.2-3b", 3072, 8192, 28, 24, 8, 128256, 3212749824, true)]
+    [InlineData("llama3.1-8b", 4096, 14336, 32, 32, 8, 128256, 8030261248)]
+    [InlineData("llama3.1-70b", 8192, 28672, 80, 64, 8, 128256, 70553706496)]
+    public void Planning_from_config_alone_gives_published_sizes(string name, int dim, int hidden, int layers, int heads, int kvHeads, int vocab, long parameters, bool tied = false)
     {
         using var temp = new TempFolder();
         var folder = temp[name];
@@ -68,6 +72,7 @@ public class MemoryPlanTests
         {
             ["architectures"] = new[] { "LlamaForCausalLM" }, ["hidden_size"] = dim, ["intermediate_size"] = hidden, ["num_hidden_layers"] = layers,
             ["num_attention_heads"] = heads, ["num_key_value_heads"] = kvHeads, ["vocab_size"] = vocab, ["max_position_embeddings"] = 4096,
+            ["tie_word_embeddings"] = tied,
         }));
         var plan = MemoryPlanner.FromConfig(Path.Combine(folder, "config.json"), TensorDType.BFloat16, 2, 64, temp.Path);
         Assert.True(plan.FromConfigOnly);
