@@ -74,6 +74,8 @@ function corpus(specials) {
   for (let i = 0; i < 100; i++) lines.push(Array.from({ length: int(1, 20) }, digits).join(pick(['', ' ', ',', '-', '\n'])));
   for (let i = 0; i < 100; i++) lines.push(pick(["'s", "'S", "'t", "'re", "'VE", "'m", "'ll", "'D", "'x", "''", "'ſ"]) + pick(['', ' ', 'word', pick(prose)]));
   for (let i = 0; i < 60; i++) lines.push(pick(specials) + pick(prose) + pick(specials) + randomUnicode(3));
+  // Where implementations of the pattern could part: U+FEFF is \s to JavaScript but not to Rust; (?i) folds ſ to s.
+  lines.push('a\uFEFFb', '\uFEFF hello', 'x \uFEFF\uFEFF y', "it'ſ", "'ſword", "DON'ſ stop", "'\u017Fll");
   return lines;
 }
 
