@@ -58,6 +58,25 @@ public class TextCommandTests
     }
 
     [Fact]
+    public void Ctrl_C_stops_a_long_generation_within_a_second()
+    {
+        using var temp = new TempFolder();
+        var model = temp["tiny_v1.bin"];
+        GeneratedModelTests.Export(Llama3ModelTests.Tiny(), 1, model);
+        using var host = new HostedPowerShell();
+        using var ps = host.Create();
+        ps.AddScript("Invoke-LlamaModel $args[0] '' -TokenizerPath $args[1] -Steps 100000 -Temperature 1 -Seed 3 -EosId 99999 -NoStream").AddArgument(model).AddArgument(TinyTokenizer(temp));
+        var running = ps.BeginInvoke();
+        Thread.Sleep(1500);
+        Assert.False(running.IsCompleted, "the generation ended before it could be stopped");
+        var watch = Stopwatch.StartNew();
+        ps.Stop();
+        watch.Stop();
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"stopping took {watch.Elapsed}");
+        Assert.Equal(PSInvocationState.Stopped, ps.InvocationStateInfo.State);
+    }
+
+    [Fact]
     public void A_version_0_file_says_what_it_lacks_and_runs_correctly_with_its_source()
     {
         using var temp = new TempFolder();
