@@ -146,18 +146,9 @@ public sealed partial class Llama2cProgramsTests : IClassFixture<Llama2cPrograms
         Assert.Equal(16, ids.Length);
         Assert.All(ids, id => Assert.InRange(id, 0, 511));
         // runq.c's arithmetic (theta 10000, activations quantized) on the weights, as Invoke-LlamaModel reproduces it when told run.c's rope.
-        using var weights = new Core.Inference.FileForwardWeights(Core.Llama2c.Llama2cFile.Open(path));
-        Assert.Equal(ids, new Core.Inference.LlamaForward(new RunCRope(weights), 16, quantizedActivations: true).Greedy([1], 16));
-    }
-
-    private sealed class RunCRope(Core.Inference.IForwardWeights inner) : Core.Inference.IForwardWeights
-    {
-        public Core.Model.LlamaModelConfig Config { get; } = inner.Config with { RopeTheta = 10000, RopeScaling = null, RmsNormEps = 1e-5 };
-        public int GroupSize => inner.GroupSize;
-        public int BlockRows(Core.Model.LlamaTensorRole role) => inner.BlockRows(role);
-        public void ReadRows(Core.Model.LlamaTensorRole role, int layer, long firstRow, int rows, Span<float> destination) => inner.ReadRows(role, layer, firstRow, rows, destination);
-        public void ReadQuantizedRows(Core.Model.LlamaTensorRole role, int layer, long firstRow, int rows, Span<sbyte> codes, Span<float> scales) => inner.ReadQuantizedRows(role, layer, firstRow, rows, codes, scales);
-        public void Dispose() { }
+        var file = Core.Llama2c.Llama2cFile.Open(path);
+        using var weights = new Core.Inference.FileForwardWeights(file, file.Config with { RopeTheta = 10000, RopeScaling = null, RmsNormEps = 1e-5 });
+        Assert.Equal(ids, new Core.Inference.LlamaForward(weights, 16, quantizedActivations: true).Greedy([1], 16));
     }
 
     /// <summary>

@@ -96,19 +96,10 @@ public class Llama3ModelTests
         }
 
         int right = Agreement(weights);
-        int wrong = Agreement(new ConfigOverride(weights, weights.Config with { RopeTheta = 10000, RopeScaling = null }));
+        using var file = Llama2cFile.Open(temp["tiny-v2.bin"]);
+        int wrong = Agreement(new FileForwardWeights(file, file.Config with { RopeTheta = 10000, RopeScaling = null }));
         Assert.True(right >= 54, $"v2 agrees at {right}/64 positions; the fixture measured 54");
         Assert.True(right > wrong, $"llama3 rope {right}/64, run.c's rope {wrong}/64");
-    }
-
-    private sealed class ConfigOverride(IForwardWeights inner, LlamaModelConfig config) : IForwardWeights
-    {
-        public LlamaModelConfig Config => config;
-        public int GroupSize => inner.GroupSize;
-        public int BlockRows(LlamaTensorRole role) => inner.BlockRows(role);
-        public void ReadRows(LlamaTensorRole role, int layer, long firstRow, int rows, Span<float> destination) => inner.ReadRows(role, layer, firstRow, rows, destination);
-        public void ReadQuantizedRows(LlamaTensorRole role, int layer, long firstRow, int rows, Span<sbyte> codes, Span<float> scales) => inner.ReadQuantizedRows(role, layer, firstRow, rows, codes, scales);
-        public void Dispose() { }
     }
 
     [Fact]

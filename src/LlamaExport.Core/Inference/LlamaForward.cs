@@ -254,7 +254,8 @@ public sealed class LlamaForward
         vector[i + 1] = v0 * sin + v1 * cos;
     }
 
-    private static void Softmax(Span<float> x)
+    /// <summary>run.c's softmax, in place.</summary>
+    internal static void Softmax(Span<float> x)
     {
         float max = x[0];
         for (int i = 1; i < x.Length; i++) if (x[i] > max) max = x[i];

@@ -23,7 +23,7 @@ public sealed class Sampler
     {
         if (_temperature == 0f) return LlamaForward.ArgMax(logits);
         for (int i = 0; i < logits.Length; i++) logits[i] /= _temperature;
-        Softmax(logits);
+        LlamaForward.Softmax(logits);
         float coin = RandomF32();
         return _topP <= 0 || _topP >= 1 ? SampleMult(logits, coin) : SampleTopP(logits, coin);
     }
@@ -78,19 +78,5 @@ public sealed class Sampler
         }
 
         return candidates[last].Index;
-    }
-
-    private static void Softmax(Span<float> x)
-    {
-        float max = x[0];
-        for (int i = 1; i < x.Length; i++) if (x[i] > max) max = x[i];
-        float sum = 0f;
-        for (int i = 0; i < x.Length; i++)
-        {
-            x[i] = MathF.Exp(x[i] - max);
-            sum += x[i];
-        }
-
-        for (int i = 0; i < x.Length; i++) x[i] /= sum;
     }
 }

@@ -68,19 +68,8 @@ public sealed class GetQ8StatsCommand : PSCmdlet
 
     private IComputeBackend _backend = ManagedComputeBackend.Instance;
 
-    protected override void BeginProcessing()
-    {
-        // A device or backend that cannot be used is the first thing said, before any model is read.
-        try
-        {
-            (_backend, var reason) = ComputeDevices.Resolve(Device, Backend);
-            WriteVerbose($"Compute: {reason}.");
-        }
-        catch (LlamaExportException e)
-        {
-            ThrowTerminatingError(ErrorRecords.From(e, Device ?? Backend?.ToString()));
-        }
-    }
+    // A device or backend that cannot be used is the first thing said, before any model is read.
+    protected override void BeginProcessing() => _backend = BackendSelection.Resolve(this, Device, Backend);
 
     protected override void ProcessRecord()
     {
