@@ -79,6 +79,8 @@ public sealed class BadInputTests : IClassFixture<BadInputTests.Inputs>
         ["test: wildcard matching nothing", "Test-LlamaExport (Join-Path $scratch 'nothing*.bin')", ErrorIds.PathNotFound, ErrorCategory.ObjectNotFound],
         ["tokenizer: a folder without one", "Export-LlamaTokenizer $folder -OutputDirectory $scratch", ErrorIds.TokenizerNotFound, ErrorCategory.ObjectNotFound],
         ["tokenizer: garbage", "Export-LlamaTokenizer -Path $garbage (Join-Path $scratch t.bin)", ErrorIds.TokenizerInvalid, ErrorCategory.InvalidData],
+        ["tokens: no such tokenizer", "ConvertTo-LlamaTokenId 'x' -TokenizerPath $missing", ErrorIds.PathNotFound, ErrorCategory.ObjectNotFound],
+        ["tokens: a tokenizer that is garbage", "ConvertFrom-LlamaTokenId 1 -TokenizerPath $garbage", ErrorIds.TokenizerInvalid, ErrorCategory.InvalidData],
         ["safetensors: no such file", "Test-Safetensors -LiteralPath $missing", ErrorIds.PathNotFound, ErrorCategory.ObjectNotFound],
         ["pytorch: no such file", "Test-PyTorchCheckpoint -LiteralPath $missing", ErrorIds.PathNotFound, ErrorCategory.ObjectNotFound],
     ];

@@ -32,17 +32,7 @@ public sealed class ConvertFromLlamaTokenIdCommand : PSCmdlet
     private TextTokenizer? _tokenizer;
     private readonly List<int> _piped = [];
 
-    protected override void BeginProcessing()
-    {
-        try
-        {
-            (_tokenizer, _) = TokenizerLoader.Load(this, TokenizerPath);
-        }
-        catch (LlamaExportException e)
-        {
-            ThrowTerminatingError(ErrorRecords.From(e, TokenizerPath));
-        }
-    }
+    protected override void BeginProcessing() => (_tokenizer, _) = TokenizerLoader.Load(this, TokenizerPath);
 
     protected override void ProcessRecord()
     {

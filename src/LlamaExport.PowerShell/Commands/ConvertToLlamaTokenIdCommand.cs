@@ -27,17 +27,7 @@ public sealed class ConvertToLlamaTokenIdCommand : PSCmdlet
     private TextTokenizer? _tokenizer;
     private string _path = "";
 
-    protected override void BeginProcessing()
-    {
-        try
-        {
-            (_tokenizer, _path) = TokenizerLoader.Load(this, TokenizerPath);
-        }
-        catch (LlamaExportException e)
-        {
-            ThrowTerminatingError(ErrorRecords.From(e, TokenizerPath));
-        }
-    }
+    protected override void BeginProcessing() => (_tokenizer, _path) = TokenizerLoader.Load(this, TokenizerPath);
 
     protected override void ProcessRecord()
     {
