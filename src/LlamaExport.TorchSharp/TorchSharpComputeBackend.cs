@@ -24,6 +24,13 @@ public sealed class TorchSharpComputeBackend(Device device) : IComputeBackend
             return;
         }
 
+        if (TensorDTypeInfo.IsBlockQuantized(dtype))
+        {
+            // ggml's block formats have no libtorch counterpart; the managed dequantizer is exact and is the reference.
+            Float32Conversion.ToFloat32(dtype, source, destination);
+            return;
+        }
+
         if (dtype is not (TensorDType.BFloat16 or TensorDType.Float16))
             throw new NotSupportedException($"{TensorDTypeInfo.ShortName(dtype)} cannot be converted to float32 exactly.");
         using var scope = NewDisposeScope();

@@ -35,6 +35,9 @@ public static class ErrorIds
     public const string TokenizerInvalid = "TokenizerInvalid";
     public const string TokenizerUnsupported = "TokenizerUnsupported";
     public const string TokenizerVocabMismatch = "TokenizerVocabMismatch";
+    public const string GgufInvalid = "GgufInvalid";
+    public const string ModelAmbiguous = "ModelAmbiguous";
+    public const string UnsupportedRopeScaling = "UnsupportedRopeScaling";
 
     // Paths
     public const string PathNotFound = "PathNotFound";

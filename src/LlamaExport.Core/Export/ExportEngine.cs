@@ -3,6 +3,7 @@ using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Kernels;
+using LlamaExport.Core.Llama2c;
 using LlamaExport.Core.Platform;
 using LlamaExport.Core.Sources;
 
@@ -91,7 +92,7 @@ public static class ExportEngine
                 // Read the source in file order, so the page cache can be released right behind the reader;
                 // positional writes put each chunk in its place in the output whatever the order.
                 _work = _work.OrderBy(w => plan.Sections[w.Section].Source?.SourcePath, StringComparer.Ordinal)
-                    .ThenBy(w => plan.Sections[w.Section].Source is { } t ? t.DataOffset + w.FirstRow * t.RowLength * TensorDTypeInfo.SizeOf(t.DType) : 0)
+                    .ThenBy(w => plan.Sections[w.Section].Source is { } t ? t.DataOffset + TensorDTypeInfo.ByteCount(t.DType, w.FirstRow * t.RowLength) : 0)
                     .ToList();
             }
 
@@ -149,26 +150,10 @@ public static class ExportEngine
         {
             var section = _plan.Sections[work.Section];
             var values = SectionChunkReader.Read(_plan, work, buffers, _options.Backend, _options.ReleasePageCache);
-            int n = values.Length;
-            long firstElement = work.FirstRow * section.RowLength;
-            var backend = _options.Backend;
-
-            long written;
-            if (section.Encoding == SectionEncoding.Float32)
+            var (written, error) = Llama2cEncoder.Write(_plan, section, work, values, buffers, _options.Backend, _output);
+            if (error is float e)
             {
-                _output.Write(MemoryMarshal.AsBytes((ReadOnlySpan<float>)values), section.Offset + firstElement * sizeof(float));
-                written = (long)n * sizeof(float);
-            }
-            else
-            {
-                int groupSize = _plan.GroupSize;
-                var codes = buffers.Codes.AsSpan(0, n);
-                var scales = buffers.Scales.AsSpan(0, n / groupSize);
-                float error = backend.QuantizeQ8(values, groupSize, codes, scales);
-                _output.Write(MemoryMarshal.AsBytes(codes), section.Offset + firstElement);
-                _output.Write(MemoryMarshal.AsBytes(scales), section.Offset + section.Elements + firstElement / groupSize * sizeof(float));
-                written = n + (long)scales.Length * sizeof(float);
-                lock (_gate) _maxError[work.Section] = MathF.Max(_maxError[work.Section], error);
+                lock (_gate) _maxError[work.Section] = MathF.Max(_maxError[work.Section], e);
             }
 
             Completed(work.Section, written);

@@ -19,6 +19,9 @@ public sealed class ExportPlan
 
     /// <summary>What the model's settings mean for the programs that will run the file (rope, eps, KV cache size).</summary>
     public IReadOnlyList<string> RuntimeWarnings { get; init; } = [];
+    /// <summary>For a ggml Q8_0 source: whether its blocks are copied losslessly or requantized (with what that costs).</summary>
+    public string? QuantizationNote { get; init; }
+
     public required bool SharedClassifier { get; init; }
     public required string SharedClassifierReason { get; init; }
     public required byte[] Header { get; init; }
@@ -28,7 +31,7 @@ public sealed class ExportPlan
 
     /// <summary>Bytes the engine reads from the source files.</summary>
     public long SourceBytes => Sections.Where(s => s.Source is not null)
-        .Sum(s => s.Elements * Sources.TensorDTypeInfo.SizeOf(s.Source!.DType));
+        .Sum(s => Sources.TensorDTypeInfo.ByteCount(s.Source!.DType, s.Elements));
 
     public override string ToString()
     {

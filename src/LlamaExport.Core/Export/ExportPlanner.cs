@@ -12,9 +12,11 @@ public static class ExportPlanner
 {
     public static readonly IReadOnlyList<int> SupportedVersions = [0, 1, 2];
 
-    public static ExportPlan Create(ModelSource source, int version, int requestedGroupSize = GroupSizeRule.DefaultGroupSize,
+    /// <param name="requestedGroupSize">The v2 group size asked for; null for the source's own default (<see cref="GroupSizeRule.DefaultFor"/>).</param>
+    public static ExportPlan Create(ModelSource source, int version, int? requestedGroupSize = null,
         IComputeBackend? backend = null, CancellationToken cancellationToken = default)
     {
+        int requested = requestedGroupSize ?? GroupSizeRule.DefaultFor(source);
         if (!SupportedVersions.Contains(version))
             throw new LlamaExportException(ErrorIds.InvalidVersion, FailureKind.InvalidArgument,
                 $"llama2.c has no version {version} format.", source.ModelPath, "Use -Version 0, 1 or 2 (2 is Q8_0, read by runq.c).");
@@ -22,7 +24,7 @@ public static class ExportPlanner
         var c = source.Config;
         int groupSize = 0;
         string? backoff = null;
-        if (version == 2) (groupSize, backoff) = GroupSizeRule.Resolve(requestedGroupSize, c.Dim, c.HiddenDim);
+        if (version == 2) (groupSize, backoff) = GroupSizeRule.Resolve(requested, c.Dim, c.HiddenDim);
 
         var (shared, sharedReason) = DecideSharedClassifier(source, backend ?? ManagedComputeBackend.Instance, cancellationToken);
         var header = Llama2cHeader.Build(version, c, shared, groupSize);
@@ -68,7 +70,7 @@ public static class ExportPlanner
         {
             Source = source,
             Version = version,
-            RequestedGroupSize = requestedGroupSize,
+            RequestedGroupSize = requested,
             GroupSize = groupSize,
             GroupSizeBackoffReason = backoff,
             RuntimeWarnings = Llama2c.RuntimeNotes.Warnings(c, version),
@@ -76,15 +78,20 @@ public static class ExportPlanner
             SharedClassifierReason = sharedReason,
             Header = header,
             Sections = sections,
+            QuantizationNote = version == 2 ? Q8SourceNote(sections, groupSize) : null,
         };
     }
 
-    /// <summary>The exact output size, without opening anything (used when planning from a config alone).</summary>
-    public static long SectionBytes(long elements, SectionEncoding encoding, int groupSize) => encoding switch
+    /// <summary>What happens to a ggml Q8_0 source's blocks: copied losslessly at group size 32, requantized otherwise.</summary>
+    private static string? Q8SourceNote(IReadOnlyList<ExportSection> sections, int groupSize)
     {
-        SectionEncoding.Float32 => elements * sizeof(float),
-        _ => elements + elements / groupSize * sizeof(float),
-    };
+        var q8 = sections.Where(s => s.Encoding == SectionEncoding.Q8_0 && s.Source?.DType == TensorDType.Q8_0).ToList();
+        if (q8.Count == 0) return null;
+        int copied = q8.Count(s => Llama2c.Llama2cEncoder.CopiesQ8(s, groupSize));
+        return copied == q8.Count
+            ? $"{copied} Q8_0 tensors are copied losslessly: group size 32 is the source's own block, so every int8 code is kept and every fp16 scale widened exactly."
+            : $"{q8.Count - copied} of the source's {q8.Count} Q8_0 tensors are dequantized and quantized again at group size {groupSize}, which adds error; at -GroupSize 32 (the default for this source) they are copied losslessly.";
+    }
 
     private static ISourceTensor Resolve(ModelSource source, LlamaTensorRole role, int layer)
     {
@@ -130,8 +137,8 @@ public static class ExportPlanner
     {
         int rowsPerChunk = (int)Math.Max(1, Math.Min(a.RowCount, (1 << 18) / Math.Max(1, a.RowLength)));
         int elements = checked((int)(rowsPerChunk * a.RowLength));
-        var rawA = new byte[elements * TensorDTypeInfo.SizeOf(a.DType)];
-        var rawB = new byte[elements * TensorDTypeInfo.SizeOf(b.DType)];
+        var rawA = new byte[TensorDTypeInfo.ByteCount(a.DType, elements)];
+        var rawB = new byte[TensorDTypeInfo.ByteCount(b.DType, elements)];
         var floatA = new float[elements];
         var floatB = new float[elements];
         for (long row = 0; row < a.RowCount; row += rowsPerChunk)
@@ -139,10 +146,12 @@ public static class ExportPlanner
             cancellationToken.ThrowIfCancellationRequested();
             int rows = (int)Math.Min(rowsPerChunk, a.RowCount - row);
             int n = checked((int)(rows * a.RowLength));
-            a.ReadRows(row, rows, rawA.AsSpan(0, n * TensorDTypeInfo.SizeOf(a.DType)));
-            b.ReadRows(row, rows, rawB.AsSpan(0, n * TensorDTypeInfo.SizeOf(b.DType)));
-            backend.ConvertToFloat32(a.DType, rawA.AsSpan(0, n * TensorDTypeInfo.SizeOf(a.DType)), floatA.AsSpan(0, n));
-            backend.ConvertToFloat32(b.DType, rawB.AsSpan(0, n * TensorDTypeInfo.SizeOf(b.DType)), floatB.AsSpan(0, n));
+            var bytesA = rawA.AsSpan(0, (int)TensorDTypeInfo.ByteCount(a.DType, n));
+            var bytesB = rawB.AsSpan(0, (int)TensorDTypeInfo.ByteCount(b.DType, n));
+            a.ReadRows(row, rows, bytesA);
+            b.ReadRows(row, rows, bytesB);
+            backend.ConvertToFloat32(a.DType, bytesA, floatA.AsSpan(0, n));
+            backend.ConvertToFloat32(b.DType, bytesB, floatB.AsSpan(0, n));
             if (!MemoryMarshal.AsBytes(floatA.AsSpan(0, n)).SequenceEqual(MemoryMarshal.AsBytes(floatB.AsSpan(0, n)))) return false;
         }
 

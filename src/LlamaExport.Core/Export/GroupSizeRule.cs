@@ -10,6 +10,9 @@ public static class GroupSizeRule
 {
     public const int DefaultGroupSize = 64;
 
+    /// <summary>The group size used when none is asked for: the source's preference (32 for GGUF Q8_0, copied losslessly), else 64.</summary>
+    public static int DefaultFor(Model.ModelSource source) => source.PreferredGroupSize ?? DefaultGroupSize;
+
     /// <summary>
     /// The smallest group size accepted. At 1 every 1-byte code carries a 4-byte scale: 5 bytes a weight, more than
     /// fp32's 4, so a "quantized" file would be larger than the fp32 one. At 2 it is 3 bytes a weight.

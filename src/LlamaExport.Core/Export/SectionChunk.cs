@@ -76,8 +76,7 @@ public static class SectionChunkReader
             return values;
         }
 
-        int elementSize = TensorDTypeInfo.SizeOf(source.DType);
-        var raw = buffers.Raw.AsSpan(0, n * elementSize);
+        var raw = buffers.Raw.AsSpan(0, checked((int)TensorDTypeInfo.ByteCount(source.DType, n)));
         source.ReadRows(chunk.FirstRow, chunk.Rows, raw);
         if (releaseSource) source.ReleaseCachedRows(chunk.FirstRow, chunk.Rows);
         backend.ConvertToFloat32(source.DType, raw, values);

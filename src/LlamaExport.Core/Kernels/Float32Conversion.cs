@@ -25,6 +25,12 @@ public static class Float32Conversion
                 Float16ToFloat32(MemoryMarshal.Cast<byte, ushort>(source), destination);
                 break;
             default:
+                if (TensorDTypeInfo.IsBlockQuantized(dtype))
+                {
+                    GgmlDequantize.ToFloat32(dtype, source, destination);
+                    break;
+                }
+
                 throw new NotSupportedException($"{TensorDTypeInfo.ShortName(dtype)} cannot be converted to float32 exactly.");
         }
     }

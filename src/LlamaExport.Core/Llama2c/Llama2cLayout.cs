@@ -39,7 +39,7 @@ public static class Llama2cLayout
 
         void Add(string name, LayoutContent content, LlamaTensorRole? role, int layer, long rows, long columns, SectionEncoding encoding)
         {
-            long bytes = ExportPlanner.SectionBytes(rows * columns, encoding, groupSize);
+            long bytes = SectionBytes(rows * columns, encoding, groupSize);
             entries.Add(new Llama2cLayoutEntry(name, content, role, layer, rows, columns, encoding, offset, bytes));
             offset += bytes;
         }
@@ -98,4 +98,11 @@ public static class Llama2cLayout
         var last = entries[^1];
         return last.Offset + last.Bytes;
     }
+
+    /// <summary>A section's exact size: fp32, or Q8_0's int8 codes plus one fp32 scale per group.</summary>
+    public static long SectionBytes(long elements, SectionEncoding encoding, int groupSize) => encoding switch
+    {
+        SectionEncoding.Float32 => elements * sizeof(float),
+        _ => elements + elements / groupSize * sizeof(float),
+    };
 }

@@ -9,6 +9,7 @@ public enum SourceFormat
     HuggingFacePyTorch,
     MetaPyTorch,
     Llama2cCheckpoint,
+    Gguf,
 }
 
 /// <summary>
@@ -32,7 +33,16 @@ public sealed class ModelSource : IDisposable
     }
 
     public string ModelPath { get; }
-    public string Name => Path.GetFileName(Path.TrimEndingDirectorySeparator(ModelPath));
+    public string Name => DisplayName ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(ModelPath));
+
+    /// <summary>The model's name when the path's last part is not it (a GGUF file's name without .gguf).</summary>
+    public string? DisplayName { get; init; }
+
+    /// <summary>
+    /// The v2 group size this source is best exported at when the user names none (32 for GGUF Q8_0, whose blocks are
+    /// then copied losslessly); null for the usual default.
+    /// </summary>
+    public int? PreferredGroupSize { get; init; }
     public SourceFormat Format { get; }
     public LlamaModelConfig Config { get; }
     public ITensorSource Tensors { get; }
@@ -48,7 +58,11 @@ public sealed class ModelSource : IDisposable
 
     /// <summary>The same source with another context length (the one thing llama2.c's header takes that a user may choose).</summary>
     public ModelSource WithMaxSeqLen(int maxSeqLen) =>
-        new(ModelPath, Format, Config with { MaxSeqLen = maxSeqLen }, Tensors, _nameOf, RotaryPermuted, Warnings);
+        new(ModelPath, Format, Config with { MaxSeqLen = maxSeqLen }, Tensors, _nameOf, RotaryPermuted, Warnings)
+        {
+            DisplayName = DisplayName,
+            PreferredGroupSize = PreferredGroupSize,
+        };
 
     public void Dispose() => Tensors.Dispose();
 }

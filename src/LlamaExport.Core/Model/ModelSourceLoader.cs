@@ -1,42 +1,40 @@
 using LlamaExport.Core.Errors;
-using LlamaExport.Core.PyTorch;
-using LlamaExport.Core.Safetensors;
 
 namespace LlamaExport.Core.Model;
 
-/// <summary>Recognises a model folder's layout and opens it. Every header is validated before it returns.</summary>
+/// <summary>
+/// Recognises a model's layout by asking each <see cref="ISourceFormat"/> in <see cref="SourceFormats.All"/> and opens
+/// it. Every header is validated before it returns.
+/// </summary>
 public static class ModelSourceLoader
 {
+    /// <param name="modelPath">A model folder, or a single-file model (GGUF).</param>
     /// <param name="maxSeqLen">Overrides the context length the source records (Meta checkpoints record none).</param>
     public static ModelSource Open(string modelPath, int? maxSeqLen = null)
     {
-        if (File.Exists(modelPath))
-            throw new LlamaExportException(ErrorIds.ModelFolderNotFound, FailureKind.InvalidArgument,
-                $"'{modelPath}' is a file; -ModelPath takes the model's folder.", modelPath,
-                "Pass the folder that holds config.json and the weights.");
-        if (!Directory.Exists(modelPath))
+        bool isFile = File.Exists(modelPath);
+        if (!isFile && !Directory.Exists(modelPath))
             throw new LlamaExportException(ErrorIds.ModelFolderNotFound, FailureKind.ObjectNotFound,
-                $"The model folder '{modelPath}' does not exist.", modelPath,
-                "Check the path; it must be the model's folder (config.json with safetensors or .bin weights, params.json with consolidated.*.pth, or ckpt.pt).");
+                $"The model '{modelPath}' does not exist.", modelPath,
+                $"Check the path; it must be the model's folder or file ({Describe()}).");
 
-        ModelSource source;
-        if (SafetensorsTensorSource.IsPresent(modelPath))
+        foreach (var format in SourceFormats.All)
         {
-            var warnings = new List<string>();
-            var config = HuggingFaceConfig.Read(Path.Combine(modelPath, HuggingFaceConfig.FileName), warnings);
-            var tensors = SafetensorsTensorSource.Open(modelPath);
-            warnings.AddRange(tensors.Warnings);
-            source = new ModelSource(modelPath, SourceFormat.HuggingFaceSafetensors, config, tensors,
-                HuggingFaceNaming.NameOf, rotaryPermuted: true, warnings);
+            if (format.Detect(modelPath)) return format.Open(modelPath, maxSeqLen);
         }
-        else if (PyTorchLayouts.IsHuggingFace(modelPath)) source = PyTorchLayouts.OpenHuggingFace(modelPath);
-        else if (PyTorchLayouts.IsMeta(modelPath)) return PyTorchLayouts.OpenMeta(modelPath, maxSeqLen);
-        else if (PyTorchLayouts.IsLlama2cCheckpoint(modelPath)) return PyTorchLayouts.OpenLlama2cCheckpoint(modelPath, maxSeqLen);
-        else
-            throw new LlamaExportException(ErrorIds.NoWeightsFound, FailureKind.ObjectNotFound,
-                $"'{modelPath}' holds no weights this module can read: no *.safetensors (with config.json), pytorch_model*.bin (with config.json), consolidated.*.pth (with params.json) or ckpt.pt.",
-                modelPath, "Download the model's weights into the folder; safetensors are preferred.");
 
-        return maxSeqLen is int length ? source.WithMaxSeqLen(length) : source;
+        if (isFile)
+            throw new LlamaExportException(ErrorIds.ModelFolderNotFound, FailureKind.InvalidArgument,
+                $"'{modelPath}' is a file but not a GGUF model (it does not start with the GGUF magic); the other formats are read from their folder.", modelPath,
+                "Pass the folder that holds config.json and the weights, or a .gguf file.");
+        throw new LlamaExportException(ErrorIds.NoWeightsFound, FailureKind.ObjectNotFound,
+            $"'{modelPath}' holds no weights this module can read: no {Describe()}.",
+            modelPath, "Download the model's weights into the folder; safetensors are preferred.");
+    }
+
+    private static string Describe()
+    {
+        var all = SourceFormats.All.Select(f => f.Describes).ToList();
+        return string.Join(", ", all.Take(all.Count - 1)) + " or " + all[^1];
     }
 }

@@ -21,22 +21,26 @@ public static class MemoryPlanner
     /// <summary>Headroom kept free for the rest of the machine: the estimate × 1.25 plus 256 MiB must be available.</summary>
     public static bool FitsIn(long estimate, long? available) => available is not long a || estimate * 5 / 4 + (256L << 20) <= a;
 
-    public static ExportMemoryPlan FromModel(string modelPath, int version, int groupSize, string outputDirectory, CancellationToken cancellationToken = default, int? maxSeqLen = null)
+    /// <param name="groupSize">The v2 group size asked for; null for the source's own default.</param>
+    public static ExportMemoryPlan FromModel(string modelPath, int version, int? groupSize, string outputDirectory, CancellationToken cancellationToken = default, int? maxSeqLen = null)
     {
         using var source = ModelSourceLoader.Open(modelPath, maxSeqLen);
         var plan = ExportPlanner.Create(source, version, groupSize, cancellationToken: cancellationToken);
+        groupSize = plan.RequestedGroupSize;
         var warnings = source.Warnings.ToList();
         if (plan.GroupSizeBackoffReason is not null) warnings.Add(plan.GroupSizeBackoffReason);
         warnings.AddRange(plan.RuntimeWarnings);
+        if (plan.QuantizationNote is { } note && note.Contains("again", StringComparison.Ordinal)) warnings.Add(note);
         var ignored = source.Format != Model.SourceFormat.HuggingFaceSafetensors ? []
             : Directory.EnumerateFiles(modelPath, "*.bin").Concat(Directory.EnumerateFiles(modelPath, "*.pth")).Select(Path.GetFileName).ToList();
         if (ignored.Count > 0)
             warnings.Add($"The folder also holds {string.Join(", ", ignored.Take(3))}{(ignored.Count > 3 ? ", …" : "")}; the safetensors weights are used, since they are validated and read without unpickling.");
 
-        var dtype = source.Tensors.TensorNames.Select(n => source.Tensors.TryGetTensor(n, out var t) ? t : null).Where(t => t is not null)
-            .GroupBy(t => t!.DType).OrderByDescending(g => g.Sum(t => t!.ElementCount * TensorDTypeInfo.SizeOf(t.DType))).First().Key;
-        return Build(source.ModelPath, source.Name, source.Config, fromConfigOnly: false, FormatName(source.Format), SafetensorsTensorSource.IsPresent(modelPath),
-            TensorDTypeInfo.ShortName(dtype), source.Tensors.DataBytes, source.Tensors.Files.Count, version, groupSize, plan.GroupSize,
+        // The type of most of the bytes the export reads (a GGUF may mix several).
+        var dtype = plan.Sections.Where(s => s.Source is not null).Select(s => s.Source!)
+            .GroupBy(t => t.DType).OrderByDescending(g => g.Sum(t => TensorDTypeInfo.ByteCount(t.DType, t.ElementCount))).First().Key;
+        return Build(source.ModelPath, source.Name, source.Config, fromConfigOnly: false, FormatName(source.Format), Directory.Exists(modelPath) && SafetensorsTensorSource.IsPresent(modelPath),
+            TensorDTypeInfo.ShortName(dtype), source.Tensors.DataBytes, source.Tensors.Files.Count, version, groupSize.Value, plan.GroupSize,
             plan.GroupSizeBackoffReason, plan.SharedClassifier, plan.TotalBytes, source.RotaryPermuted, outputDirectory, warnings, maxSeqLen);
     }
 
@@ -158,6 +162,7 @@ public static class MemoryPlanner
         Model.SourceFormat.HuggingFacePyTorch => "HuggingFace PyTorch (.bin)",
         Model.SourceFormat.MetaPyTorch => "Meta (consolidated.*.pth)",
         Model.SourceFormat.Llama2cCheckpoint => "llama2.c training checkpoint (ckpt.pt)",
+        Model.SourceFormat.Gguf => "GGUF",
         _ => format.ToString(),
     };
 

@@ -15,7 +15,7 @@ public sealed class CheckpointTensorSource : ITensorSource
     }
 
     public IReadOnlyCollection<string> TensorNames => _tensors.Keys;
-    public long DataBytes => _tensors.Values.Sum(t => t.ElementCount * TensorDTypeInfo.SizeOf(t.DType));
+    public long DataBytes => _tensors.Values.Sum(t => TensorDTypeInfo.ByteCount(t.DType, t.ElementCount));
     public IReadOnlyList<string> Files => _checkpoints.Select(c => c.Path).ToList();
 
     public bool TryGetTensor(string name, out ISourceTensor tensor) => _tensors.TryGetValue(name, out tensor!);

@@ -34,7 +34,7 @@ public sealed class PyTorchCheckpoint : IDisposable
     /// <summary>Every tensor reachable through string keys, by dotted name ("model.layers.0.wq.weight" in ckpt.pt's "model").</summary>
     public IReadOnlyDictionary<string, ISourceTensor> Tensors => _tensors;
 
-    public long DataBytes => _tensors.Values.Sum(t => t.ElementCount * TensorDTypeInfo.SizeOf(t.DType));
+    public long DataBytes => _tensors.Values.Sum(t => TensorDTypeInfo.ByteCount(t.DType, t.ElementCount));
 
     public static PyTorchCheckpoint Open(string path)
     {
@@ -81,7 +81,7 @@ public sealed class PyTorchCheckpoint : IDisposable
                 Stored(entry, path);
                 if (!storages.TryGetValue(entry.Name, out var dataOffset))
                     storages[entry.Name] = dataOffset = StoredZip.DataOffset(handle, length, entry, path);
-                checkpoint[name] = new Tensor(path, handle, name, record, dataOffset, entry.Size);
+                checkpoint[name] = CreateTensor(path, handle, name, record, dataOffset, entry.Size);
             }
 
             return new PyTorchCheckpoint(path, handle, length, graph, checkpoint);
@@ -128,66 +128,30 @@ public sealed class PyTorchCheckpoint : IDisposable
 
     public void Dispose() => _handle.Dispose();
 
-    private sealed class Tensor : ISourceTensor
+    /// <summary>
+    /// Checks that a pickled tensor record is row-major contiguous and inside its storage entry, and hands it to the
+    /// shared positional reader.
+    /// </summary>
+    private static PositionalTensor CreateTensor(string path, SafeFileHandle handle, string name, TensorRecord record, long entryOffset, long entrySize)
     {
-        private readonly SafeFileHandle _handle;
-        private readonly int _elementSize;
+        var dtype = record.Storage.DType;
+        long elementCount = SourceTensorExtensions.ShapeProduct(record.Shape);
+        int elementSize = TensorDTypeInfo.SizeOf(dtype);
 
-        public Tensor(string path, SafeFileHandle handle, string name, TensorRecord record, long entryOffset, long entrySize)
+        // Rows are copied as they lie, so the layout must be row-major contiguous.
+        long expected = 1;
+        for (int d = record.Shape.Length - 1; d >= 0; d--)
         {
-            SourcePath = path;
-            _handle = handle;
-            Name = name;
-            DType = record.Storage.DType;
-            Shape = record.Shape;
-            _elementSize = TensorDTypeInfo.SizeOf(DType);
-            ElementCount = SourceTensorExtensions.ShapeProduct(record.Shape);
-            RowCount = record.Shape.Length == 0 ? 1 : record.Shape[0];
-            RowLength = RowCount == 0 ? 0 : ElementCount / RowCount;
-
-            // Rows are copied as they lie, so the layout must be row-major contiguous.
-            long expected = 1;
-            for (int d = record.Shape.Length - 1; d >= 0; d--)
-            {
-                if (record.Shape.Length != record.Stride.Length || (record.Shape[d] > 1 && record.Stride[d] != expected))
-                    throw new LlamaExportException(ErrorIds.CheckpointUnsupported, FailureKind.NotSupported,
-                        $"'{name}' in '{path}' is stored with strides ({string.Join(", ", record.Stride)}) for shape ({string.Join(", ", record.Shape)}), not contiguously, so its rows cannot be read in place.",
-                        path, "Re-save the state dict after calling .contiguous() on each tensor, or save it as safetensors.");
-                expected *= record.Shape[d];
-            }
-
-            long end = checked((record.StorageOffset + ElementCount) * _elementSize);
-            if (record.StorageOffset < 0 || end > entrySize || ElementCount > record.Storage.ElementCount)
-                throw StoredZip.Invalid(path, $"the tensor '{name}' runs past its storage");
-            DataOffset = entryOffset + record.StorageOffset * _elementSize;
+            if (record.Shape.Length != record.Stride.Length || (record.Shape[d] > 1 && record.Stride[d] != expected))
+                throw new LlamaExportException(ErrorIds.CheckpointUnsupported, FailureKind.NotSupported,
+                    $"'{name}' in '{path}' is stored with strides ({string.Join(", ", record.Stride)}) for shape ({string.Join(", ", record.Shape)}), not contiguously, so its rows cannot be read in place.",
+                    path, "Re-save the state dict after calling .contiguous() on each tensor, or save it as safetensors.");
+            expected *= record.Shape[d];
         }
 
-        public string Name { get; }
-        public TensorDType DType { get; }
-        public IReadOnlyList<long> Shape { get; }
-        public long RowCount { get; }
-        public long RowLength { get; }
-        public long ElementCount { get; }
-        public string SourcePath { get; }
-        public long DataOffset { get; }
-
-        public void ReadRows(long firstRow, int rowCount, Span<byte> destination)
-        {
-            if (firstRow < 0 || rowCount < 0 || firstRow + rowCount > RowCount)
-                throw new ArgumentOutOfRangeException(nameof(firstRow), $"Rows [{firstRow}, {firstRow + rowCount}) are outside {Name}'s {RowCount} rows.");
-            try
-            {
-                RandomAccessExtensions.ReadExactly(_handle, destination, DataOffset + firstRow * RowLength * _elementSize);
-            }
-            catch (EndOfStreamException e)
-            {
-                throw new LlamaExportException(ErrorIds.SourceReadFailed, FailureKind.InvalidData,
-                    $"'{SourcePath}' ended while reading tensor '{Name}': {e.Message}", SourcePath,
-                    "The file changed or was truncated after it was validated; re-download it.", e);
-            }
-        }
-
-        public void ReleaseCachedRows(long firstRow, int rowCount) =>
-            PageCache.Release(_handle, 0, DataOffset + (firstRow + rowCount) * RowLength * _elementSize);
+        long end = checked((record.StorageOffset + elementCount) * elementSize);
+        if (record.StorageOffset < 0 || end > entrySize || elementCount > record.Storage.ElementCount)
+            throw StoredZip.Invalid(path, $"the tensor '{name}' runs past its storage");
+        return new PositionalTensor(path, handle, name, dtype, record.Shape, entryOffset + record.StorageOffset * elementSize);
     }
 }

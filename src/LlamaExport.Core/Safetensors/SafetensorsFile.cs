@@ -12,7 +12,7 @@ namespace LlamaExport.Core.Safetensors;
 public sealed class SafetensorsFile : IDisposable
 {
     private readonly SafeFileHandle _handle;
-    private readonly Dictionary<string, Tensor> _tensors;
+    private readonly Dictionary<string, PositionalTensor> _tensors;
 
     private SafetensorsFile(string path, SafeFileHandle handle, long length, SafetensorsHeader.Result header)
     {
@@ -20,7 +20,8 @@ public sealed class SafetensorsFile : IDisposable
         _handle = handle;
         FileLength = length;
         Header = header;
-        _tensors = header.Tensors.ToDictionary(t => t.Name, t => new Tensor(this, t), StringComparer.Ordinal);
+        _tensors = header.Tensors.ToDictionary(t => t.Name,
+            t => new PositionalTensor(path, handle, t.Name, t.DType, t.Shape, header.DataStart + t.Begin), StringComparer.Ordinal);
     }
 
     public string Path { get; }
@@ -99,59 +100,5 @@ public sealed class SafetensorsFile : IDisposable
             throw new LlamaExportException(ErrorIds.SourceReadFailed, FailureKind.PermissionDenied, $"Cannot read '{path}': access is denied.", path,
                 "Give your account read permission on the model files.", e);
         }
-    }
-
-    private sealed class Tensor : ISourceTensor
-    {
-        private readonly SafetensorsFile _file;
-        private readonly SafetensorsTensorInfo _info;
-        private readonly int _elementSize;
-
-        public Tensor(SafetensorsFile file, SafetensorsTensorInfo info)
-        {
-            _file = file;
-            _info = info;
-            _elementSize = TensorDTypeInfo.SizeOf(info.DType);
-            ElementCount = SourceTensorExtensions.ShapeProduct(info.Shape);
-            RowCount = info.Shape.Length == 0 ? 1 : info.Shape[0];
-            RowLength = RowCount == 0 ? 0 : ElementCount / RowCount;
-        }
-
-        public string Name => _info.Name;
-        public TensorDType DType => _info.DType;
-        public IReadOnlyList<long> Shape => _info.Shape;
-        public long RowCount { get; }
-        public long RowLength { get; }
-        public long ElementCount { get; }
-        public string SourcePath => _file.Path;
-        public long DataOffset => _file.Header.DataStart + _info.Begin;
-
-        public void ReadRows(long firstRow, int rowCount, Span<byte> destination)
-        {
-            if (firstRow < 0 || rowCount < 0 || firstRow + rowCount > RowCount)
-                throw new ArgumentOutOfRangeException(nameof(firstRow), $"Rows [{firstRow}, {firstRow + rowCount}) are outside {Name}'s {RowCount} rows.");
-            long bytes = (long)rowCount * RowLength * _elementSize;
-            if (destination.Length != bytes)
-                throw new ArgumentException($"The destination holds {destination.Length} bytes; {bytes} are needed.", nameof(destination));
-            long offset = _file.Header.DataStart + _info.Begin + firstRow * RowLength * _elementSize;
-            try
-            {
-                RandomAccessExtensions.ReadExactly(_file._handle, destination, offset);
-            }
-            catch (EndOfStreamException e)
-            {
-                throw new LlamaExportException(ErrorIds.SourceReadFailed, FailureKind.InvalidData,
-                    $"'{_file.Path}' ended while reading tensor '{Name}': {e.Message}", _file.Path,
-                    "The file changed or was truncated after it was validated; re-download it.", e);
-            }
-        }
-
-        /// <remarks>
-        /// Releases everything from the start of the file, not just these rows: the page cache holds large folios
-        /// that span chunks and tensors, and a folio is only dropped once the whole of it lies in a released range.
-        /// The reader goes in file order, so what lies before has been read.
-        /// </remarks>
-        public void ReleaseCachedRows(long firstRow, int rowCount) =>
-            PageCache.Release(_file._handle, 0, DataOffset + (firstRow + rowCount) * RowLength * _elementSize);
     }
 }

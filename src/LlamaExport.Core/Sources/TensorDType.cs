@@ -18,21 +18,73 @@ public enum TensorDType
     UInt32,
     UInt64,
     Bool,
+
+    // ggml's block-quantized types (GGUF). A row is whole blocks; each block holds BlockSize values in BlockBytes bytes.
+    Q8_0,
+    Q4_0,
+    Q4_1,
+    Q5_0,
+    Q5_1,
+    Q2_K,
+    Q3_K,
+    Q4_K,
+    Q5_K,
+    Q6_K,
 }
 
 public static class TensorDTypeInfo
 {
+    /// <summary>Bytes of one element; a block-quantized type has no such size (see <see cref="ByteCount"/>).</summary>
     public static int SizeOf(TensorDType dtype) => dtype switch
     {
+        _ when IsBlockQuantized(dtype) => throw new ArgumentException($"{ShortName(dtype)} is stored in blocks; use ByteCount.", nameof(dtype)),
         TensorDType.Float64 or TensorDType.Int64 or TensorDType.UInt64 => 8,
         TensorDType.Float32 or TensorDType.Int32 or TensorDType.UInt32 => 4,
         TensorDType.Float16 or TensorDType.BFloat16 or TensorDType.Int16 or TensorDType.UInt16 => 2,
         _ => 1,
     };
 
-    /// <summary>The types that convert to float32 exactly, as export.py's fp32 load does.</summary>
+    /// <summary>ggml's block-quantized types.</summary>
+    public static bool IsBlockQuantized(TensorDType dtype) => dtype >= TensorDType.Q8_0 && dtype <= TensorDType.Q6_K;
+
+    /// <summary>Values per block: 32 for the legacy types, 256 for the K-quants, 1 for a plain element type.</summary>
+    public static int BlockSize(TensorDType dtype) => dtype switch
+    {
+        TensorDType.Q8_0 or TensorDType.Q4_0 or TensorDType.Q4_1 or TensorDType.Q5_0 or TensorDType.Q5_1 => 32,
+        TensorDType.Q2_K or TensorDType.Q3_K or TensorDType.Q4_K or TensorDType.Q5_K or TensorDType.Q6_K => 256,
+        _ => 1,
+    };
+
+    /// <summary>Bytes per block (ggml-common.h); for a plain type, the element size.</summary>
+    public static int BlockBytes(TensorDType dtype) => dtype switch
+    {
+        TensorDType.Q8_0 => 34,
+        TensorDType.Q4_0 => 18,
+        TensorDType.Q4_1 => 20,
+        TensorDType.Q5_0 => 22,
+        TensorDType.Q5_1 => 24,
+        TensorDType.Q2_K => 84,
+        TensorDType.Q3_K => 110,
+        TensorDType.Q4_K => 144,
+        TensorDType.Q5_K => 176,
+        TensorDType.Q6_K => 210,
+        _ => SizeOf(dtype),
+    };
+
+    /// <summary>
+    /// Bytes that <paramref name="elements"/> values take (whole blocks for a quantized type); checked, so a size that
+    /// overflows throws <see cref="OverflowException"/>, which readers turn into their own error before use.
+    /// </summary>
+    public static long ByteCount(TensorDType dtype, long elements)
+    {
+        int block = BlockSize(dtype);
+        if (elements % block != 0) throw new ArgumentException($"{elements} values are not whole {ShortName(dtype)} blocks of {block}.", nameof(elements));
+        return checked(elements / block * BlockBytes(dtype));
+    }
+
+    /// <summary>The types that convert to float32 exactly: F32, F16, BF16, and ggml's quantized blocks (dequantized as ggml does).</summary>
     public static bool IsExportable(TensorDType dtype) =>
-        dtype is TensorDType.Float32 or TensorDType.Float16 or TensorDType.BFloat16;
+        dtype is TensorDType.Float32 or TensorDType.Float16 or TensorDType.BFloat16 || IsBlockQuantized(dtype);
 
     /// <summary>The short name safetensors uses, also used in messages.</summary>
     public static string ShortName(TensorDType dtype) => dtype switch
@@ -52,7 +104,7 @@ public static class TensorDTypeInfo
         TensorDType.UInt32 => "U32",
         TensorDType.UInt64 => "U64",
         TensorDType.Bool => "BOOL",
-        _ => dtype.ToString(),
+        _ => dtype.ToString(), // Q8_0, Q4_K, ...: ggml's own names
     };
 
     public static bool TryParseSafetensorsName(string name, out TensorDType dtype)

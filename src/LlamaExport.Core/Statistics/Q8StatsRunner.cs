@@ -33,7 +33,7 @@ public static class Q8StatsRunner
         {
             if (section.Encoding != SectionEncoding.Q8_0 || !Included(options, section.Name, section.SourceName)) continue;
             var totals = AgainstSource(plan, section, groupSize, options, pool, cancellationToken,
-                (_, values, codes, scales) => options.Backend.QuantizeQ8(values, groupSize, codes, scales));
+                (_, values, raw, codes, scales) => Llama2cEncoder.Quantize(section, values, raw, groupSize, options.Backend, codes, scales));
             yield return Build(section.Name, section.SourceName, section.Role, section.Layer, section.Rows, section.RowLength, groupSize, Q8StatsSource.Simulated, totals);
         }
     }
@@ -80,13 +80,13 @@ public static class Q8StatsRunner
             if (entry.Encoding != SectionEncoding.Q8_0 || !sections.TryGetValue(entry.Name, out var section)
                 || !Included(options, entry.Name, section.SourceName)) continue;
             var totals = AgainstSource(plan, section, groupSize, options, pool, cancellationToken,
-                (chunk, _, codes, scales) => file.ReadQ8(entry, chunk.FirstRow, codes, scales));
+                (chunk, _, _, codes, scales) => file.ReadQ8(entry, chunk.FirstRow, codes, scales));
             yield return Build(entry.Name, section.SourceName, entry.Role, entry.Layer, entry.Rows, entry.Columns, groupSize, Q8StatsSource.Compared, totals);
         }
     }
 
     /// <summary>Fills a chunk's codes and scales (by quantizing its values, or from a file).</summary>
-    private delegate void CodesFor(SectionChunk chunk, ReadOnlySpan<float> values, Span<sbyte> codes, Span<float> scales);
+    private delegate void CodesFor(SectionChunk chunk, ReadOnlySpan<float> values, ReadOnlySpan<byte> raw, Span<sbyte> codes, Span<float> scales);
 
     /// <summary>One tensor's statistics against its source values, with the codes and scales <paramref name="codesFor"/> gives.</summary>
     private static Q8StatsAccumulator AgainstSource(ExportPlan plan, ExportSection section, int groupSize, Q8StatsOptions options,
@@ -99,7 +99,7 @@ public static class Q8StatsRunner
             var values = SectionChunkReader.Read(plan, chunk, buffers, options.Backend);
             var codes = buffers.Codes.AsSpan(0, values.Length);
             var scales = buffers.Scales.AsSpan(0, values.Length / groupSize);
-            codesFor(chunk, values, codes, scales);
+            codesFor(chunk, values, buffers.Raw, codes, scales);
             sums.AddCodes(codes, scales, groupSize, dequantizedMaximum: false);
             sums.AddErrors(values, codes, scales, groupSize);
         }, cancellationToken);

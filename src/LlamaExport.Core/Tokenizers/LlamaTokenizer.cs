@@ -17,6 +17,9 @@ public enum TokenizerSourceKind
 
     /// <summary>A llama2.c tokenizer.bin, read back.</summary>
     Llama2cBin,
+
+    /// <summary>The vocabulary a GGUF model file embeds (tokenizer.ggml.*).</summary>
+    Gguf,
 }
 
 /// <summary>How the vocabulary encodes text, and so which tokenizer.bin layout it has.</summary>

@@ -49,7 +49,7 @@ public static class TokenizerExport
     public static LlamaTokenizer ForModel(string modelFolder, int vocabSize)
     {
         var path = TokenizerFiles.Find(modelFolder) ?? throw new LlamaExportException(ErrorIds.TokenizerNotFound, FailureKind.ObjectNotFound,
-            $"'{modelFolder}' has no tokenizer.model or tokenizer.json.", modelFolder, "Download the tokenizer from the model's repository, or leave out -IncludeTokenizer.");
+            $"'{modelFolder}' has no tokenizer.model, tokenizer.json or GGUF vocabulary.", modelFolder, "Download the tokenizer from the model's repository, or leave out -IncludeTokenizer.");
         var tokenizer = TokenizerFiles.Read(path);
         if (tokenizer.VocabSize != vocabSize)
             throw new LlamaExportException(ErrorIds.TokenizerVocabMismatch, FailureKind.InvalidData,

@@ -5,16 +5,20 @@ namespace LlamaExport.Core.Tokenizers;
 /// <summary>Finding and reading tokenizer files, and their errors.</summary>
 public static class TokenizerFiles
 {
-    /// <summary>The tokenizer file in a model folder: tokenizer.model (its own scores) before tokenizer.json.</summary>
+    /// <summary>
+    /// The tokenizer of a model: tokenizer.model (its own scores) before tokenizer.json in a folder, else the folder's
+    /// one GGUF model; a GGUF model file is its own tokenizer.
+    /// </summary>
     public static string? Find(string folder)
     {
+        if (File.Exists(folder)) return Gguf.GgufHeader.HasMagic(folder) ? folder : null;
         foreach (var name in new[] { SentencePieceModelReader.FileName, HuggingFaceTokenizerReader.FileName })
         {
             var path = Path.Combine(folder, name);
             if (File.Exists(path)) return path;
         }
 
-        return null;
+        return Directory.Exists(folder) && Directory.EnumerateFiles(folder, "*.gguf").Any() ? Gguf.GgufFormat.ResolveFile(folder) : null;
     }
 
     /// <summary>
@@ -24,6 +28,7 @@ public static class TokenizerFiles
     public static LlamaTokenizer Read(string path)
     {
         var name = Path.GetFileName(path);
+        if (Gguf.GgufHeader.HasMagic(path)) return GgufTokenizerReader.Read(path);
         if (name.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return HuggingFaceTokenizerReader.Read(path);
         if (name.EndsWith(".bin", StringComparison.OrdinalIgnoreCase)) return TokenizerBinReader.Read(path);
         return TiktokenReader.Looks(Head(path)) ? TiktokenReader.Read(path) : SentencePieceModelReader.Read(path);

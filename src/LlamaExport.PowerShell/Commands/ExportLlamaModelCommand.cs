@@ -23,7 +23,7 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
     private const string ToDirectorySet = "ToDirectory";
     private const string ToFileSet = "ToFile";
 
-    /// <summary>The model folder: config.json plus safetensors weights.</summary>
+    /// <summary>The model: a folder (safetensors, PyTorch .bin, Meta .pth, ckpt.pt or one GGUF) or a GGUF file.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Alias("FullName", "PSPath", "LP")]
     [ValidateNotNullOrEmpty]
@@ -47,10 +47,15 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
     [ValidateSet("0", "1", "2")]
     public int Version { get; set; } = 2;
 
-    /// <summary>Requested Q8_0 group size; halved until it divides both dim and hidden_dim.</summary>
+    /// <summary>
+    /// Requested Q8_0 group size; halved until it divides both dim and hidden_dim. The default is 64, or 32 for a GGUF
+    /// Q8_0 source, whose blocks are then copied losslessly.
+    /// </summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateRange(1, 1 << 20)]
     public int GroupSize { get; set; } = GroupSizeRule.DefaultGroupSize;
+
+    private int? RequestedGroupSize => MyInvocation.BoundParameters.ContainsKey(nameof(GroupSize)) ? GroupSize : null;
 
     /// <summary>Default (a worker per core), LowMemory (one worker, small chunks) or UltraLowMemory (minimal chunks, page cache released).</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -118,8 +123,13 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
             using var source = ModelSourceLoader.Open(modelPath, MaxSeqLen);
             foreach (var warning in source.Warnings) Warn(source.Name, warning);
 
-            var plan = ExportPlanner.Create(source, Version, GroupSize, cancellationToken: PipelineStopToken);
+            var plan = ExportPlanner.Create(source, Version, RequestedGroupSize, cancellationToken: PipelineStopToken);
             if (plan.GroupSizeBackoffReason is not null) Warn(source.Name, plan.GroupSizeBackoffReason);
+            if (plan.QuantizationNote is { } note)
+            {
+                if (note.Contains("again", StringComparison.Ordinal)) Warn(source.Name, note);
+                else WriteVerbose($"{source.Name}: {note}");
+            }
             foreach (var warning in plan.RuntimeWarnings) Warn(source.Name, warning);
 
             var outputPath = ResolveOutputPath(source);

@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using LlamaExport.Core.Errors;
+using LlamaExport.Core.Gguf;
 using LlamaExport.Core.Tokenizers;
 using LlamaExport.PowerShell.Infrastructure;
 
@@ -18,14 +19,14 @@ public sealed class ExportLlamaTokenizerCommand : PSCmdlet
     private const string FileToDirectory = "FileToDirectory";
     private const string FileToFile = "FileToFile";
 
-    /// <summary>A model folder holding tokenizer.model (preferred) or tokenizer.json.</summary>
+    /// <summary>A model folder holding tokenizer.model (preferred), tokenizer.json or a GGUF model; or a GGUF file.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = ModelToDirectory)]
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = ModelToFile)]
     [Alias("FullName", "PSPath")]
     [ValidateNotNullOrEmpty]
     public string ModelPath { get; set; } = "";
 
-    /// <summary>A tokenizer.model or tokenizer.json file.</summary>
+    /// <summary>A tokenizer.model, tokenizer.json, tokenizer.bin or GGUF file.</summary>
     [Parameter(Mandatory = true, ParameterSetName = FileToDirectory)]
     [Parameter(Mandatory = true, ParameterSetName = FileToFile)]
     [ValidateNotNullOrEmpty]
@@ -57,13 +58,13 @@ public sealed class ExportLlamaTokenizerCommand : PSCmdlet
             {
                 var folder = PathResolution.ToFileSystemPath(this, ModelPath);
                 source = TokenizerFiles.Find(folder) ?? throw new LlamaExportException(ErrorIds.TokenizerNotFound, FailureKind.ObjectNotFound,
-                    $"'{folder}' has no tokenizer.model or tokenizer.json.", folder, "Download the tokenizer from the model's repository, or pass -Path.");
-                name = System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(folder));
+                    $"'{folder}' has no tokenizer.model, tokenizer.json or GGUF model.", folder, "Download the tokenizer from the model's repository, or pass -Path.");
+                name = File.Exists(folder) ? GgufFormat.DisplayName(folder) : System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(folder));
             }
             else
             {
                 source = PathResolution.ToFileSystemPath(this, Path);
-                name = System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(source)) ?? "tokenizer";
+                name = GgufHeader.HasMagic(source) ? GgufFormat.DisplayName(source) : System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(source)) ?? "tokenizer";
             }
 
             var tokenizer = TokenizerFiles.Read(source);

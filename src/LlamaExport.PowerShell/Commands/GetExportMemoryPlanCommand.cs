@@ -44,6 +44,8 @@ public sealed class GetExportMemoryPlanCommand : PSCmdlet
     [ValidateRange(1, 1 << 20)]
     public int GroupSize { get; set; } = GroupSizeRule.DefaultGroupSize;
 
+    private int? RequestedGroupSize => MyInvocation.BoundParameters.ContainsKey(nameof(GroupSize)) ? GroupSize : null;
+
     /// <summary>Where the output would go, to check free disk; the current folder by default.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
@@ -71,7 +73,7 @@ public sealed class GetExportMemoryPlanCommand : PSCmdlet
         foreach (var model in ModelPath)
         {
             if (Stopping) return;
-            Plan(model, path => MemoryPlanner.FromModel(path, Version, GroupSize, output, PipelineStopToken, MaxSeqLen));
+            Plan(model, path => MemoryPlanner.FromModel(path, Version, RequestedGroupSize, output, PipelineStopToken, MaxSeqLen));
         }
     }
 

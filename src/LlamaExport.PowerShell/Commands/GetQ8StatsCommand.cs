@@ -52,6 +52,8 @@ public sealed class GetQ8StatsCommand : PSCmdlet
     [ValidateRange(1, 1 << 20)]
     public int GroupSize { get; set; } = GroupSizeRule.DefaultGroupSize;
 
+    private int? RequestedGroupSize => MyInvocation.BoundParameters.ContainsKey(nameof(GroupSize)) ? GroupSize : null;
+
     /// <summary>cpu, cuda, cuda:N or auto, as for Export-LlamaModel.</summary>
     [Parameter]
     [ArgumentCompleter(typeof(DeviceCompleter))]
@@ -116,7 +118,7 @@ public sealed class GetQ8StatsCommand : PSCmdlet
     {
         using var source = ModelSourceLoader.Open(modelPath);
         foreach (var warning in source.Warnings) WriteWarning($"{source.Name}: {warning}");
-        var plan = ExportPlanner.Create(source, 2, GroupSize, cancellationToken: PipelineStopToken);
+        var plan = ExportPlanner.Create(source, 2, RequestedGroupSize, cancellationToken: PipelineStopToken);
         if (plan.GroupSizeBackoffReason is not null) WriteWarning($"{source.Name}: {plan.GroupSizeBackoffReason}");
         Emit(Q8StatsRunner.FromModel(plan, Options(), PipelineStopToken), source.Name, plan.Sections.Count(s => s.Encoding == SectionEncoding.Q8_0),
             plan.Sections.Sum(s => s.Elements), plan.TotalBytes, plan.SourceBytes);
