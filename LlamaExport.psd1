@@ -6,7 +6,7 @@
     Author                 = 'LlamaExport contributors'
     CompanyName            = 'LlamaExport'
     Copyright              = '(c) LlamaExport contributors. MIT licence.'
-    Description            = 'Streams HuggingFace Llama checkpoints into karpathy/llama2.c .bin files (v0, v1 fp32 and v2 Q8_0) with bounded memory and byte-exact output.'
+    Description            = 'Streams Llama checkpoints (HuggingFace, Meta, GGUF) into karpathy/llama2.c .bin files (v0, v1 fp32 and v2 Q8_0) with bounded memory and byte-exact output.'
     PowerShellVersion      = '7.6'
     RequiredAssemblies     = @('LlamaExport.Core.dll')
     FormatsToProcess       = @('LlamaExport.format.ps1xml')
@@ -18,6 +18,7 @@
         'Get-ExportMemoryPlan'
         'Get-Q8Stats'
         'Invoke-LlamaModel'
+        'Test-Gguf'
         'Test-LlamaExport'
         'Test-PyTorchCheckpoint'
         'Test-Safetensors'
@@ -27,7 +28,7 @@
     AliasesToExport        = @()
     PrivateData            = @{
         PSData = @{
-            Tags         = @('llama', 'llama2c', 'llama3', 'safetensors', 'pytorch', 'quantization', 'Q8_0', 'export', 'Linux', 'Windows', 'MacOS', 'PSEdition_Core')
+            Tags         = @('llama', 'llama2c', 'llama3', 'safetensors', 'pytorch', 'gguf', 'llama.cpp', 'quantization', 'Q8_0', 'export', 'Linux', 'Windows', 'MacOS', 'PSEdition_Core')
             LicenseUri   = 'https://spdx.org/licenses/MIT.html'
             # ProjectUri: the repository has no public address yet; set it here when it has one.
             ReleaseNotes = @'

@@ -78,19 +78,22 @@ public static class ExportPlanner
             SharedClassifierReason = sharedReason,
             Header = header,
             Sections = sections,
-            QuantizationNote = version == 2 ? Q8SourceNote(sections, groupSize) : null,
+            QuantizationNote = version == 2 ? Q8SourceNote(sections, groupSize, c) : null,
         };
     }
 
     /// <summary>What happens to a ggml Q8_0 source's blocks: copied losslessly at group size 32, requantized otherwise.</summary>
-    private static string? Q8SourceNote(IReadOnlyList<ExportSection> sections, int groupSize)
+    private static string? Q8SourceNote(IReadOnlyList<ExportSection> sections, int groupSize, LlamaModelConfig c)
     {
         var q8 = sections.Where(s => s.Encoding == SectionEncoding.Q8_0 && s.Source?.DType == TensorDType.Q8_0).ToList();
         if (q8.Count == 0) return null;
         int copied = q8.Count(s => Llama2c.Llama2cEncoder.CopiesQ8(s, groupSize));
-        return copied == q8.Count
-            ? $"{copied} Q8_0 tensors are copied losslessly: group size 32 is the source's own block, so every int8 code is kept and every fp16 scale widened exactly."
-            : $"{q8.Count - copied} of the source's {q8.Count} Q8_0 tensors are dequantized and quantized again at group size {groupSize}, which adds error; at -GroupSize 32 (the default for this source) they are copied losslessly.";
+        if (copied == q8.Count)
+            return $"{copied} Q8_0 tensors are copied losslessly: group size 32 is the source's own block, so every int8 code is kept and every fp16 scale widened exactly.";
+        string alternative = GroupSizeRule.Unreadable(Llama2c.Llama2cEncoder.GgmlQ8Block, c.Dim, c.HiddenDim) is { } why
+            ? $"they cannot be kept as they are: {why}"
+            : "at -GroupSize 32 (the default for this source) they are copied losslessly";
+        return $"{q8.Count - copied} of the source's {q8.Count} Q8_0 tensors are dequantized and quantized again at group size {groupSize}, which adds error; {alternative}.";
     }
 
     private static ISourceTensor Resolve(ModelSource source, LlamaTensorRole role, int layer)

@@ -194,7 +194,7 @@ public static class SafetensorsInspector
         return (nanTotal, infTotal, zeros);
     }
 
-    private static string HashFile(string path, SafeFileHandle handle, long length, IProgress<InspectionProgress>? progress, CancellationToken cancellationToken)
+    internal static string HashFile(string path, SafeFileHandle handle, long length, IProgress<InspectionProgress>? progress, CancellationToken cancellationToken)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var buffer = new byte[ChunkBytes];

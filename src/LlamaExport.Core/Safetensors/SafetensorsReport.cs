@@ -7,9 +7,12 @@ public enum SafetensorsReportKind
 
     /// <summary>A model.safetensors.index.json checked against its shards.</summary>
     Index,
+
+    /// <summary>A GGUF file (Test-Gguf).</summary>
+    Gguf,
 }
 
-/// <summary>What Test-Safetensors found in one file.</summary>
+/// <summary>What Test-Safetensors or Test-Gguf found in one file.</summary>
 public sealed class SafetensorsReport
 {
     public required string Path { get; init; }

@@ -95,8 +95,8 @@ public sealed class GetQ8StatsCommand : PSCmdlet
         {
             var path = PathResolution.ToFileSystemPath(this, input);
             target = path;
-            // Be forgiving: a folder is a model, a file is an exported .bin, whichever parameter named it.
-            if (Directory.Exists(path)) ReportModel(path);
+            // Be forgiving: a folder or a GGUF file is a model, another file an exported .bin, whichever parameter named it.
+            if (Directory.Exists(path) || Core.Gguf.GgufHeader.HasMagic(path)) ReportModel(path);
             else if (File.Exists(path)) ReportFile(path, modelPath is null ? null : PathResolution.ToFileSystemPath(this, modelPath));
             else if (isFile == true) WriteError(ErrorRecords.From(PathResolution.NotFound(path)));
             else ReportModel(path); // reports ModelFolderNotFound with the path
@@ -120,6 +120,7 @@ public sealed class GetQ8StatsCommand : PSCmdlet
         foreach (var warning in source.Warnings) WriteWarning($"{source.Name}: {warning}");
         var plan = ExportPlanner.Create(source, 2, RequestedGroupSize, cancellationToken: PipelineStopToken);
         if (plan.GroupSizeBackoffReason is not null) WriteWarning($"{source.Name}: {plan.GroupSizeBackoffReason}");
+        if (plan.QuantizationNote is { } note) WriteVerbose($"{source.Name}: {note}");
         Emit(Q8StatsRunner.FromModel(plan, Options(), PipelineStopToken), source.Name, plan.Sections.Count(s => s.Encoding == SectionEncoding.Q8_0),
             plan.Sections.Sum(s => s.Elements), plan.TotalBytes, plan.SourceBytes);
     }

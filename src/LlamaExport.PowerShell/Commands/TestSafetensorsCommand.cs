@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using LlamaExport.Core.Errors;
 using LlamaExport.Core.Safetensors;
 using LlamaExport.PowerShell.Infrastructure;
 
@@ -64,8 +65,8 @@ public sealed class TestSafetensorsCommand : PSCmdlet
                 : [SafetensorsInspector.InspectFile(target, Deep, Sha256, report, PipelineStopToken)]);
             if (reports.Count == 0)
             {
-                WriteError(new ErrorRecord(new FileNotFoundException($"'{target}' holds no .safetensors files and no model.safetensors.index.json."),
-                    "NoSafetensorsFound", ErrorCategory.ObjectNotFound, target));
+                WriteError(ErrorRecords.From(new LlamaExportException(ErrorIds.NoWeightsFound, FailureKind.ObjectNotFound,
+                    $"'{target}' holds no .safetensors files and no model.safetensors.index.json.", target, "Pass a .safetensors file, an index file, or the model folder that holds them.")));
             }
 
             return reports;

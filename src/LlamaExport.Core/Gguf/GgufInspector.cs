@@ -1,0 +1,183 @@
+using LlamaExport.Core.Errors;
+using LlamaExport.Core.Kernels;
+using LlamaExport.Core.Model;
+using LlamaExport.Core.Safetensors;
+using LlamaExport.Core.Sources;
+
+namespace LlamaExport.Core.Gguf;
+
+/// <summary>
+/// Test-Gguf's checks, as reports that never throw for what is wrong with a file. A file is reported valid only when
+/// Export-LlamaModel would take it: the header passes every check the exporter makes (it runs the same
+/// <see cref="GgufHeader"/>), every tensor's type can be dequantized, and the model is a Llama whose <c>llama.*</c>
+/// keys make a llama2.c config. -Deep also reads every tensor, as the export would, counting NaN and Inf.
+/// </summary>
+public static class GgufInspector
+{
+    private const int ChunkBytes = 4 << 20;
+
+    /// <summary>A file, or every file of a folder's GGUF model (all shards of a split set).</summary>
+    public static IReadOnlyList<SafetensorsReport> Inspect(string path, bool deep = false, bool sha256 = false,
+        IProgress<InspectionProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        IEnumerable<string> files = File.Exists(path) ? [path]
+            : Directory.EnumerateFiles(path, "*.gguf").Order(StringComparer.Ordinal);
+        return files.Select(f => InspectFile(f, deep, sha256, progress, cancellationToken)).ToList();
+    }
+
+    public static SafetensorsReport InspectFile(string path, bool deep = false, bool sha256 = false,
+        IProgress<InspectionProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        GgufHeader.Result header;
+        long length;
+        try
+        {
+            header = GgufFile.Inspect(path, out length);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or LlamaExportException)
+        {
+            return new SafetensorsReport
+            {
+                Path = path,
+                Kind = SafetensorsReportKind.Gguf,
+                Problems = [new SafetensorsProblem(ProblemCodes.FileUnreadable, ProblemSeverity.Error, $"The file cannot be read: {e.Message}")],
+            };
+        }
+
+        var problems = header.Problems.ToList();
+        foreach (var t in header.Tensors.Where(t => t.Type.DType is not { } d || !TensorDTypeInfo.IsExportable(d)))
+            problems.Add(new SafetensorsProblem(GgufProblemCodes.UnsupportedType, ProblemSeverity.Error,
+                $"{t.Type.Name} cannot be dequantized by this module (it reads {GgmlTypes.SupportedNames}), so the model cannot be exported.", t.Name));
+        long? nan = null, inf = null;
+        List<string>? zeros = null;
+        if (!problems.Any(p => p.Severity == ProblemSeverity.Error))
+        {
+            CheckModel(path, problems);
+            if (deep && !problems.Any(p => p.Severity == ProblemSeverity.Error))
+                (nan, inf, zeros) = ScanData(path, problems, progress, cancellationToken);
+        }
+
+        string? hash = null;
+        if (sha256)
+        {
+            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
+            hash = SafetensorsInspector.HashFile(path, handle, length, progress, cancellationToken);
+        }
+
+        return new SafetensorsReport
+        {
+            Path = path,
+            Kind = SafetensorsReportKind.Gguf,
+            FileBytes = length,
+            TensorCount = header.Tensors.Count,
+            DataBytes = header.Tensors.Sum(t => t.ByteLength),
+            DTypes = header.Tensors.Select(t => t.Type.Name).Distinct().Order(StringComparer.Ordinal).ToList(),
+            Problems = problems,
+            Metadata = header.Metadata.Where(kv => !kv.Value.IsArray || kv.Value.Count <= 16)
+                .ToDictionary(kv => kv.Key, kv => kv.Value.ToString(), StringComparer.Ordinal),
+            Deep = deep,
+            NaNCount = nan,
+            InfCount = inf,
+            ZeroTensors = zeros,
+            Sha256 = hash,
+        };
+    }
+
+    /// <summary>What the exporter checks past the header: the whole split set opens, and the model makes a llama2.c config.</summary>
+    private static void CheckModel(string path, List<SafetensorsProblem> problems)
+    {
+        try
+        {
+            using var source = GgufFormat.Instance.Open(path, null);
+            foreach (var role in Enum.GetValues<LlamaTensorRole>())
+            {
+                for (int layer = 0; layer < (LlamaTensorRoles.IsPerLayer(role) ? source.Config.Layers : 1); layer++)
+                {
+                    var name = source.SourceName(role, layer);
+                    if (!((GgufSource)source.Tensors).TryGetInfo(name, out var info))
+                    {
+                        if (role != LlamaTensorRole.Output)
+                            problems.Add(new SafetensorsProblem(ProblemCodes.TensorNotInShard, ProblemSeverity.Error, $"A {source.Config.Layers}-layer Llama needs '{name}', which is missing."));
+                        continue;
+                    }
+
+                    var (rows, columns) = LlamaTensorRoles.ExpectedShape(role, source.Config);
+                    bool matches = columns == 1 ? info.Shape.Count == 1 && info.Shape[0] == rows : info.Shape.Count == 2 && info.Shape[0] == rows && info.Shape[1] == columns;
+                    if (!matches)
+                        problems.Add(new SafetensorsProblem(ProblemCodes.SizeMismatch, ProblemSeverity.Error,
+                            $"its shape {SourceTensorExtensions.FormatShape(info.Shape)} is not the {(columns == 1 ? $"({rows})" : $"({rows}, {columns})")} that the llama.* keys imply.", name));
+                }
+            }
+        }
+        catch (LlamaExportException e)
+        {
+            problems.Add(new SafetensorsProblem(e.ProblemCode ?? e.ErrorId, ProblemSeverity.Error, e.Message));
+        }
+    }
+
+    /// <summary>Reads every exportable tensor in bounded chunks of whole rows, dequantized as the export would.</summary>
+    private static (long NaN, long Inf, List<string> Zeros) ScanData(string path, List<SafetensorsProblem> problems,
+        IProgress<InspectionProgress>? progress, CancellationToken cancellationToken)
+    {
+        long nanTotal = 0, infTotal = 0, done = 0;
+        var zeros = new List<string>();
+        using var source = GgufSource.Open(path);
+        var tensors = source.TensorNames.Select(n => source.TryGetTensor(n, out var t) ? (PositionalTensor)t : null!).OrderBy(t => t.DataOffset).ToList();
+        long total = tensors.Where(t => Path.GetFullPath(t.SourcePath) == Path.GetFullPath(path)).Sum(t => t.ByteLength);
+        foreach (var tensor in tensors)
+        {
+            if (!Path.GetFullPath(tensor.SourcePath).Equals(Path.GetFullPath(path), StringComparison.Ordinal)) continue;
+            long nan = 0, inf = 0, firstBad = -1;
+            bool allZero = true;
+            int rowsPerChunk = (int)Math.Clamp(ChunkBytes / Math.Max(1, tensor.RowBytes), 1, Math.Max(1, tensor.RowCount));
+            var raw = new byte[rowsPerChunk * tensor.RowBytes];
+            var values = new float[rowsPerChunk * tensor.RowLength];
+            for (long row = 0; row < tensor.RowCount; row += rowsPerChunk)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                int rows = (int)Math.Min(rowsPerChunk, tensor.RowCount - row);
+                var bytes = raw.AsSpan(0, (int)(rows * tensor.RowBytes));
+                var floats = values.AsSpan(0, (int)(rows * tensor.RowLength));
+                try
+                {
+                    tensor.ReadRows(row, rows, bytes);
+                }
+                catch (LlamaExportException e)
+                {
+                    problems.Add(new SafetensorsProblem(ProblemCodes.DataUnreadable, ProblemSeverity.Error, e.Message, tensor.Name));
+                    return (nanTotal, infTotal, zeros);
+                }
+
+                if (allZero && bytes.IndexOfAnyExcept((byte)0) >= 0) allZero = false;
+                Float32Conversion.ToFloat32(tensor.DType, bytes, floats);
+                if (Float32Conversion.IndexOfNonFinite(floats) >= 0)
+                {
+                    for (int i = 0; i < floats.Length; i++)
+                    {
+                        if (float.IsNaN(floats[i])) nan++;
+                        else if (float.IsInfinity(floats[i])) inf++;
+                        else continue;
+                        if (firstBad < 0) firstBad = row * tensor.RowLength + i;
+                    }
+                }
+
+                done += bytes.Length;
+                progress?.Report(new InspectionProgress { Path = path, Activity = "Reading tensor data", BytesDone = done, BytesTotal = total });
+            }
+
+            if (nan + inf > 0)
+                problems.Add(new SafetensorsProblem(ProblemCodes.NonFiniteValues, ProblemSeverity.Error,
+                    $"{nan} NaN and {inf} infinite values after dequantization; the first at element {firstBad}.", tensor.Name));
+            if (allZero && tensor.ElementCount > 0)
+            {
+                zeros.Add(tensor.Name);
+                problems.Add(new SafetensorsProblem(ProblemCodes.AllZeroTensor, ProblemSeverity.Warning, "Every element is zero.", tensor.Name));
+            }
+
+            nanTotal += nan;
+            infTotal += inf;
+        }
+
+        return (nanTotal, infTotal, zeros);
+    }
+}
