@@ -5,7 +5,8 @@ using LlamaExport.Core.Gguf;
 namespace LlamaExport.Testing;
 
 /// <summary>One tensor for <see cref="GgufWriter"/>: dims in GGUF's order (fastest first) and its raw data bytes.</summary>
-public sealed record GgufTensorSpec(string Name, int GgmlType, long[] Dims, byte[] Data);
+/// <param name="Offset">Where to say the data is (relative to the data section); by default the next aligned place.</param>
+public sealed record GgufTensorSpec(string Name, int GgmlType, long[] Dims, byte[] Data, ulong? Offset = null);
 
 /// <summary>
 /// A minimal GGUF writer for tests: it writes what it is given (any version, any key type, any tensor type), so tests
@@ -39,15 +40,16 @@ public static class GgufWriter
             w.Write((uint)t.Dims.Length);
             foreach (var d in t.Dims) w.Write((ulong)d);
             w.Write((uint)t.GgmlType);
-            w.Write((ulong)offset);
-            offsets.Add(offset);
-            offset += (t.Data.Length + alignment - 1) / alignment * alignment;
+            w.Write(t.Offset ?? (ulong)offset);
+            offsets.Add(t.Offset is null ? offset : -1);
+            if (t.Offset is null) offset += (t.Data.Length + alignment - 1) / alignment * alignment;
         }
 
         Pad(w, alignment);
         long dataStart = stream.Position;
         for (int i = 0; i < tensors.Count; i++)
         {
+            if (offsets[i] < 0) continue; // a stated offset: the test decides what lies there
             stream.Position = dataStart + offsets[i];
             w.Write(tensors[i].Data);
         }
@@ -77,7 +79,7 @@ public static class GgufWriter
     }
 
     private static object ToObject(GgufValue value) =>
-        value.Value is GgufValue[] nested ? nested.Select(ToObject).ToArray() : value.Value;
+        value.Value is GgufValue[] nested ? nested.Select(ToObject).ToArray<object>() : value.Value;
 
     private static void Pad(BinaryWriter w, int alignment)
     {
@@ -132,7 +134,7 @@ public static class GgufWriter
             case long v: w.Write(v); break;
             case double v: w.Write(v); break;
             case Array a:
-                var elementType = a is object[] ? GgufValueType.Array : ElementTypeOf(a.GetType().GetElementType()!);
+                var elementType = a.GetType().GetElementType() == typeof(object) ? GgufValueType.Array : ElementTypeOf(a.GetType().GetElementType()!);
                 w.Write((uint)elementType);
                 w.Write((ulong)a.Length);
                 foreach (var item in a) WriteValue(w, item!);

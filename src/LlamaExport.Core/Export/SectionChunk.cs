@@ -86,7 +86,7 @@ public static class SectionChunkReader
             long index = chunk.FirstRow * section.RowLength + bad;
             throw new LlamaExportException(ErrorIds.NonFiniteWeight, FailureKind.InvalidData,
                 $"'{source.Name}' in '{source.SourcePath}' holds {values[bad]} at element {index} (row {index / section.RowLength}, column {index % section.RowLength}); a model with NaN or Inf weights cannot run.",
-                source.SourcePath, "The checkpoint is corrupt; re-download it, or re-save it from a working copy.");
+                source.SourcePath, "The checkpoint is corrupt; re-download it, or re-save it from a working copy.", problemCode: Safetensors.ProblemCodes.NonFiniteValues);
         }
 
         if (section.Transform != SectionTransform.UnpermuteRotary) return values;

@@ -123,10 +123,20 @@ public static class GgufHeader
         }
     }
 
-    public static Result Read(SafeFileHandle handle, long fileLength)
+    public static Result Read(SafeFileHandle handle, long fileLength) =>
+        Read((destination, offset) => RandomAccessExtensions.ReadExactly(handle, destination, offset), fileLength);
+
+    /// <summary>Validates a whole file held in memory (tests and fuzzing).</summary>
+    public static Result Read(byte[] file) =>
+        Read((destination, offset) => file.AsSpan((int)offset, destination.Length).CopyTo(destination), file.Length);
+
+    /// <summary>Reads bytes [offset, offset + destination.Length) of the file, all of them or an exception.</summary>
+    private delegate void ReadAt(Span<byte> destination, long offset);
+
+    private static Result Read(ReadAt readAt, long fileLength)
     {
         var problems = new List<SafetensorsProblem>();
-        var reader = new Reader(handle, fileLength);
+        var reader = new Reader(readAt, fileLength);
         uint version = 0;
         var metadata = new Dictionary<string, GgufValue>(StringComparer.Ordinal);
         var tensors = new List<GgufTensorInfo>();
@@ -367,7 +377,7 @@ public static class GgufHeader
     }
 
     /// <summary>A forward reader over the header with a small buffer; every read is checked against the file's length.</summary>
-    private sealed class Reader(SafeFileHandle handle, long length)
+    private sealed class Reader(ReadAt readAt, long length)
     {
         private static readonly UTF8Encoding StrictUtf8 = new(false, true);
         private readonly byte[] _buffer = new byte[64 * 1024];
@@ -432,7 +442,7 @@ public static class GgufHeader
             {
                 _bufferStart = _position;
                 _bufferLength = (int)Math.Min(_buffer.Length, length - _position);
-                RandomAccessExtensions.ReadExactly(handle, _buffer.AsSpan(0, _bufferLength), _bufferStart);
+                readAt(_buffer.AsSpan(0, _bufferLength), _bufferStart);
                 offsetInBuffer = 0;
             }
 
@@ -444,7 +454,7 @@ public static class GgufHeader
         private byte[] TakeLarge(int n)
         {
             var bytes = new byte[n];
-            RandomAccessExtensions.ReadExactly(handle, bytes, _position);
+            readAt(bytes, _position);
             _position += n;
             return bytes;
         }

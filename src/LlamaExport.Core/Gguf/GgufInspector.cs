@@ -97,14 +97,14 @@ public static class GgufInspector
                     if (!((GgufSource)source.Tensors).TryGetInfo(name, out var info))
                     {
                         if (role != LlamaTensorRole.Output)
-                            problems.Add(new SafetensorsProblem(ProblemCodes.TensorNotInShard, ProblemSeverity.Error, $"A {source.Config.Layers}-layer Llama needs '{name}', which is missing."));
+                            problems.Add(new SafetensorsProblem(ErrorIds.TensorMissing, ProblemSeverity.Error, $"A {source.Config.Layers}-layer Llama needs '{name}', which is missing."));
                         continue;
                     }
 
                     var (rows, columns) = LlamaTensorRoles.ExpectedShape(role, source.Config);
                     bool matches = columns == 1 ? info.Shape.Count == 1 && info.Shape[0] == rows : info.Shape.Count == 2 && info.Shape[0] == rows && info.Shape[1] == columns;
                     if (!matches)
-                        problems.Add(new SafetensorsProblem(ProblemCodes.SizeMismatch, ProblemSeverity.Error,
+                        problems.Add(new SafetensorsProblem(ErrorIds.TensorShapeMismatch, ProblemSeverity.Error,
                             $"its shape {SourceTensorExtensions.FormatShape(info.Shape)} is not the {(columns == 1 ? $"({rows})" : $"({rows}, {columns})")} that the llama.* keys imply.", name));
                 }
             }

@@ -64,7 +64,8 @@ public sealed class GgufFile : IDisposable
             ? new PositionalTensor(Path, _handle, info.Name, dtype, info.Shape, Header.DataStart + info.Offset)
             : throw new LlamaExportException(ErrorIds.UnsupportedDType, FailureKind.NotSupported,
                 $"'{info.Name}' in '{Path}' is stored as {info.Type.Name}, which this module cannot dequantize; it reads {GgmlTypes.SupportedNames}.",
-                Path, "Download a GGUF of this model quantized with one of those types (Q4_K_M, Q5_K_M, Q6_K and Q8_0 are the common ones), or its F16/BF16 original.");
+                Path, "Download a GGUF of this model quantized with one of those types (Q4_K_M, Q5_K_M, Q6_K and Q8_0 are the common ones), or its F16/BF16 original.",
+                problemCode: GgufProblemCodes.UnsupportedType);
 
     public void ReleaseCachedData() => PageCache.Release(_handle, 0, FileLength);
 

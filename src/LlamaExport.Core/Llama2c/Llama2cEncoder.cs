@@ -17,7 +17,8 @@ public static class Llama2cEncoder
 
     /// <summary>
     /// Whether a section's Q8_0 codes are copied from its source: the source is ggml Q8_0 (blocks of 32), the group
-    /// size is 32 and the rows are not permuted. Each code is kept and each fp16 scale widened to fp32, exactly.
+    /// size is 32 and the rows are not permuted. Each code is kept and each fp16 scale widened to fp32, exactly (a
+    /// block holding the code -128, which ggml never writes and llama2.c's format does not use, is requantized).
     /// </summary>
     public static bool CopiesQ8(ExportSection section, int groupSize) =>
         section.Encoding == SectionEncoding.Q8_0 && groupSize == GgmlQ8Block && section.Transform == SectionTransform.None
@@ -36,14 +37,21 @@ public static class Llama2cEncoder
         for (int b = 0; b < scales.Length; b++)
         {
             var block = raw.Slice(b * blockBytes, blockBytes);
+            var blockCodes = MemoryMarshal.Cast<byte, sbyte>(block[2..]);
+            var target = codes.Slice(b * GgmlQ8Block, GgmlQ8Block);
+            var blockValues = values.Slice(b * GgmlQ8Block, GgmlQ8Block);
+            if (blockCodes.Contains(sbyte.MinValue))
+            {
+                // ggml's quantizer never writes -128 (|x / d| ≤ 127), and llama2.c's codes are in [-127, 127]:
+                // a block that holds it was not made by ggml, so it is quantized by llama2.c's rule instead.
+                error = MathF.Max(error, backend.QuantizeQ8(blockValues, GgmlQ8Block, target, scales.Slice(b, 1)));
+                continue;
+            }
+
             float scale = GgmlDequantize.Half(block, 0);
             scales[b] = scale;
-            MemoryMarshal.Cast<byte, sbyte>(block[2..]).CopyTo(codes.Slice(b * GgmlQ8Block, GgmlQ8Block));
-            for (int i = 0; i < GgmlQ8Block; i++)
-            {
-                int k = b * GgmlQ8Block + i;
-                error = MathF.Max(error, MathF.Abs(codes[k] * scale - values[k]));
-            }
+            blockCodes.CopyTo(target);
+            for (int i = 0; i < GgmlQ8Block; i++) error = MathF.Max(error, MathF.Abs(target[i] * scale - blockValues[i]));
         }
 
         return error;
