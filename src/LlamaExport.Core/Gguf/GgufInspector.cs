@@ -45,9 +45,11 @@ public static class GgufInspector
         }
 
         var problems = header.Problems.ToList();
-        foreach (var t in header.Tensors.Where(t => t.Type.DType is not { } d || !TensorDTypeInfo.IsExportable(d)))
-            problems.Add(new SafetensorsProblem(GgufProblemCodes.UnsupportedType, ProblemSeverity.Error,
-                $"{t.Type.Name} cannot be dequantized by this module (it reads {GgmlTypes.SupportedNames}), so the model cannot be exported.", t.Name));
+        foreach (var t in header.Tensors)
+        {
+            if (GgufFile.Unreadable(t) is { } why)
+                problems.Add(new SafetensorsProblem(GgufProblemCodes.UnsupportedType, ProblemSeverity.Error, $"It {why}, so the model cannot be exported.", t.Name));
+        }
         long? nan = null, inf = null;
         List<string>? zeros = null;
         if (!problems.Any(p => p.Severity == ProblemSeverity.Error))

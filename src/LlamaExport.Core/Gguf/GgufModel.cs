@@ -19,8 +19,10 @@ public sealed class GgufFormat : ISourceFormat
 
     public string Describes => "a .gguf file (or a folder holding one)";
 
+    /// <summary>A file with the GGUF magic or the .gguf extension (so a damaged one gets GGUF's own errors), or a folder holding a .gguf.</summary>
     public bool Detect(string path) =>
-        File.Exists(path) ? GgufHeader.HasMagic(path) : Directory.Exists(path) && Directory.EnumerateFiles(path, "*.gguf").Any();
+        File.Exists(path) ? GgufHeader.HasMagic(path) || path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)
+            : Directory.Exists(path) && Directory.EnumerateFiles(path, "*.gguf").Any();
 
     public ModelSource Open(string path, int? maxSeqLen)
     {

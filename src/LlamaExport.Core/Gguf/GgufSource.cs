@@ -60,12 +60,21 @@ public sealed class GgufFile : IDisposable
     }
 
     public PositionalTensor CreateTensor(GgufTensorInfo info) =>
-        info.Type.DType is { } dtype && TensorDTypeInfo.IsExportable(dtype)
-            ? new PositionalTensor(Path, _handle, info.Name, dtype, info.Shape, Header.DataStart + info.Offset)
-            : throw new LlamaExportException(ErrorIds.UnsupportedDType, FailureKind.NotSupported,
-                $"'{info.Name}' in '{Path}' is stored as {info.Type.Name}, which this module cannot dequantize; it reads {GgmlTypes.SupportedNames}.",
+        Unreadable(info) is { } why
+            ? throw new LlamaExportException(ErrorIds.UnsupportedDType, FailureKind.NotSupported, $"'{info.Name}' in '{Path}' {why}.",
                 Path, "Download a GGUF of this model quantized with one of those types (Q4_K_M, Q5_K_M, Q6_K and Q8_0 are the common ones), or its F16/BF16 original.",
-                problemCode: GgufProblemCodes.UnsupportedType);
+                problemCode: GgufProblemCodes.UnsupportedType)
+            : new PositionalTensor(Path, _handle, info.Name, info.Type.DType!.Value, info.Shape, Header.DataStart + info.Offset);
+
+    /// <summary>Why a valid tensor cannot be read as float32 rows, or null: its type, or a 1-D tensor in blocks (ggml keeps vectors F32).</summary>
+    public static string? Unreadable(GgufTensorInfo info)
+    {
+        if (info.Type.DType is not { } dtype || !TensorDTypeInfo.IsExportable(dtype))
+            return $"is stored as {info.Type.Name}, which this module cannot dequantize; it reads {GgmlTypes.SupportedNames}";
+        if (info.Dims.Count == 1 && info.Type.BlockSize > 1)
+            return $"is a vector stored in {info.Type.Name} blocks; llama.cpp's converters keep vectors in F32, and this module reads a vector one element per row";
+        return null;
+    }
 
     public void ReleaseCachedData() => PageCache.Release(_handle, 0, FileLength);
 
