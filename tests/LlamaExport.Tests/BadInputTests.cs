@@ -37,7 +37,22 @@ public sealed class BadInputTests : IClassFixture<BadInputTests.Inputs>
             BadConfig = Path.Combine(_temp.Path, "bad-config", "config.json");
             Directory.CreateDirectory(Path.GetDirectoryName(BadConfig)!);
             File.WriteAllText(BadConfig, "{ \"hidden_size\": ");
+            BrokenGguf = Path.Combine(_temp.Path, "broken.gguf");
+            File.WriteAllBytes(BrokenGguf, MalformedGgufTests.Case("offset-past-end"));
+            QwenGguf = Path.Combine(_temp.Path, "qwen.gguf");
+            File.WriteAllBytes(QwenGguf, MalformedGgufTests.Case("architecture-qwen2"));
+            TwoGguf = Path.Combine(_temp.Path, "two-ggufs");
+            Directory.CreateDirectory(TwoGguf);
+            File.WriteAllBytes(Path.Combine(TwoGguf, "a.gguf"), TinyGguf.Build());
+            File.WriteAllBytes(Path.Combine(TwoGguf, "b.gguf"), TinyGguf.Build(seed: 8));
+            NoVocabGguf = Path.Combine(_temp.Path, "novocab.gguf");
+            GgufWriter.Write(NoVocabGguf, TinyGguf.Metadata().Where(m => !m.Key.StartsWith("tokenizer.", StringComparison.Ordinal)), TinyGguf.Tensors());
         }
+
+        public string BrokenGguf { get; }
+        public string QwenGguf { get; }
+        public string TwoGguf { get; }
+        public string NoVocabGguf { get; }
 
         public string Model { get; }
         public string Folder { get; }
@@ -83,6 +98,15 @@ public sealed class BadInputTests : IClassFixture<BadInputTests.Inputs>
         ["tokens: a tokenizer that is garbage", "ConvertFrom-LlamaTokenId 1 -TokenizerPath $garbage", ErrorIds.TokenizerInvalid, ErrorCategory.InvalidData],
         ["safetensors: no such file", "Test-Safetensors -LiteralPath $missing", ErrorIds.PathNotFound, ErrorCategory.ObjectNotFound],
         ["pytorch: no such file", "Test-PyTorchCheckpoint -LiteralPath $missing", ErrorIds.PathNotFound, ErrorCategory.ObjectNotFound],
+        ["gguf: no such file", "Test-Gguf -LiteralPath $missing", ErrorIds.PathNotFound, ErrorCategory.ObjectNotFound],
+        ["gguf: a folder without one", "Test-Gguf $folder", ErrorIds.NoWeightsFound, ErrorCategory.ObjectNotFound],
+        ["export: a damaged gguf", "Export-LlamaModel $brokenGguf -OutputDirectory $scratch", ErrorIds.GgufInvalid, ErrorCategory.InvalidData],
+        ["export: a gguf of another architecture", "Export-LlamaModel $qwenGguf -OutputDirectory $scratch", ErrorIds.UnsupportedArchitecture, ErrorCategory.InvalidData],
+        ["export: a folder of two gguf models", "Export-LlamaModel $twoGguf -OutputDirectory $scratch", ErrorIds.ModelAmbiguous, ErrorCategory.InvalidArgument],
+        ["export: a file that is neither gguf nor a folder", "Export-LlamaModel $garbage -OutputDirectory $scratch", ErrorIds.ModelFolderNotFound, ErrorCategory.InvalidArgument],
+        ["plan: a damaged gguf", "Get-ExportMemoryPlan $brokenGguf", ErrorIds.GgufInvalid, ErrorCategory.InvalidData],
+        ["stats: a damaged gguf", "Get-Q8Stats -ModelPath $brokenGguf", ErrorIds.GgufInvalid, ErrorCategory.InvalidData],
+        ["tokenizer: a gguf without a vocabulary", "Export-LlamaTokenizer $noVocabGguf -OutputDirectory $scratch", ErrorIds.TokenizerInvalid, ErrorCategory.InvalidData],
     ];
 
     [Theory]
@@ -143,6 +167,7 @@ public sealed class BadInputTests : IClassFixture<BadInputTests.Inputs>
         var variables = new Dictionary<string, object?>
         {
             ["model"] = _inputs.Model, ["folder"] = _inputs.Folder, ["garbage"] = _inputs.Garbage, ["exported"] = _inputs.Exported,
+            ["brokenGguf"] = _inputs.BrokenGguf, ["qwenGguf"] = _inputs.QwenGguf, ["twoGguf"] = _inputs.TwoGguf, ["noVocabGguf"] = _inputs.NoVocabGguf,
             ["existing"] = _inputs.Existing, ["bracketed"] = _inputs.Bracketed, ["badConfig"] = _inputs.BadConfig, ["missing"] = _inputs.Missing, ["scratch"] = _inputs.Scratch,
         };
         foreach (var (name, value) in extra) variables[name] = value;
