@@ -13,6 +13,8 @@
       3. runs Export-LlamaModel in a fresh pwsh process and reports its wall time, source MB/s and the
          whole process's peak RSS,
       4. for version 2, runs Get-Q8Stats -Summary on the same model in a fresh pwsh process.
+    The same model is also converted (once, cached) to a Q8_0 GGUF file as llama.cpp lays one out, and steps 1-3 run
+    on it too (-Formats), so the GGUF reader's throughput and memory sit beside the safetensors reader's.
     Called by 'build.ps1 bench'.
 #>
 [CmdletBinding()]
@@ -27,7 +29,9 @@ param(
     # Also export with these backends in Default mode (TorchSharp needs a module built with -LibTorch cpu).
     [ValidateSet('TorchSharp')] [string[]] $Backends = @(),
     # LlamaExport.Testing.dll: the model generator and the I/O baseline, which are not part of the module.
-    [Parameter(Mandatory)] [string] $TestingAssembly
+    [Parameter(Mandatory)] [string] $TestingAssembly,
+    # Which sources to export: the BF16 safetensors folder, and the same model as a Q8_0 GGUF.
+    [ValidateSet('safetensors', 'gguf')] [string[]] $Formats = @('safetensors', 'gguf')
 )
 
 $ErrorActionPreference = 'Stop'
@@ -58,14 +62,30 @@ if (-not (Test-Path $marker) -or (Get-Content $marker -Raw) -ne $specText) {
     Write-Host ("Generated in {0:N1} s" -f $sw.Elapsed.TotalSeconds)
 }
 
-$sources = Get-ChildItem $model -Filter *.safetensors
-$sourceBytes = ($sources | Measure-Object Length -Sum).Sum
+$gguf = Join-Path $CacheDirectory $(if ($Size -eq '7b') { 'llama-7b-q8_0.gguf' } else { 'llama-1.24b-q8_0.gguf' })
+if ('gguf' -in $Formats -and (-not (Test-Path "$gguf.complete") -or (Get-Content "$gguf.complete" -Raw) -ne $specText)) {
+    Write-Host "Converting the benchmark model to Q8_0 GGUF in $gguf (once)..."
+    $sw = [Diagnostics.Stopwatch]::StartNew()
+    [LlamaExport.Testing.GgufConverter]::Write($model, $gguf, $true)
+    Set-Content "$gguf.complete" $specText -NoNewline
+    Write-Host ("Converted in {0:N1} s" -f $sw.Elapsed.TotalSeconds)
+}
+
 $outDir = Join-Path $CacheDirectory 'out'
 New-Item -ItemType Directory -Force $outDir | Out-Null
 $target = Join-Path $outDir "bench_v$Version.bin"
 
-# The exact output size and each mode's estimate, from the plan, without writing anything.
-$plan = Get-ExportMemoryPlan -ModelPath $model -Version $Version -OutputDirectory $outDir -WarningAction SilentlyContinue
+# Each source with its files, and the exact output size and each mode's estimate from its plan, without writing anything.
+$inputs = foreach ($format in $Formats) {
+    $path = if ($format -eq 'gguf') { $gguf } else { $model }
+    $files = if ($format -eq 'gguf') { @(Get-Item $gguf) } else { @(Get-ChildItem $model -Filter *.safetensors) }
+    $p = Get-ExportMemoryPlan -ModelPath $path -Version $Version -OutputDirectory $outDir -WarningAction SilentlyContinue
+    [pscustomobject]@{ Format = $(if ($format -eq 'gguf') { 'GGUF Q8_0' } else { 'safetensors BF16' }); Path = $path; Files = $files; Plan = $p
+        Bytes = ($files | Measure-Object Length -Sum).Sum }
+}
+$plan = $inputs[0].Plan
+$sources = $inputs[0].Files
+$sourceBytes = $inputs[0].Bytes
 $outputBytes = $plan.OutputBytes
 
 function Invoke-Stats {
@@ -75,8 +95,8 @@ function Invoke-Stats {
     $json | ConvertFrom-Json
 }
 
-function Invoke-Export([string] $Mode, [string] $Backend = 'Managed') {
-    $script = "Import-Module '$ModulePath'; `$r = Export-LlamaModel -ModelPath '$model' -OutputPath '$target' -Version $Version -MemoryMode $Mode -Backend $Backend -Force -WarningAction SilentlyContinue -ProgressAction SilentlyContinue; `$r | Select-Object @{ n = 'Seconds'; e = { `$_.Duration.TotalSeconds } }, ThroughputMBps, PeakWorkingSetBytes, Bytes, GroupSize | ConvertTo-Json -Compress"
+function Invoke-Export([string] $Mode, [string] $Backend = 'Managed', [string] $Source = $model) {
+    $script = "Import-Module '$ModulePath'; `$r = Export-LlamaModel -ModelPath '$Source' -OutputPath '$target' -Version $Version -MemoryMode $Mode -Backend $Backend -Force -WarningAction SilentlyContinue -ProgressAction SilentlyContinue; `$r | Select-Object @{ n = 'Seconds'; e = { `$_.Duration.TotalSeconds } }, ThroughputMBps, PeakWorkingSetBytes, Bytes, GroupSize | ConvertTo-Json -Compress"
     $sw = [Diagnostics.Stopwatch]::StartNew()
     $json = & dotnet pwsh -NoProfile -NonInteractive -Command $script
     if ($LASTEXITCODE -ne 0) { throw "The export failed: $json" }
@@ -96,22 +116,28 @@ $cpu = (Get-Content /proc/cpuinfo -ErrorAction Ignore | Select-String '^model na
 Write-Host ("Machine: {0} cores, {1}; .NET {2}; SIMD path for group size 64: {3}" -f [Environment]::ProcessorCount, $cpu,
     [Environment]::Version, [LlamaExport.Core.Kernels.Q8Kernel]::SelectedPath(64))
 Write-Host ("Model: {0} ({1:N2}B parameters), BF16, {2} shards, {3:N2} GiB; output v{4}, {5:N2} GiB" -f $Size, ($plan.Parameters / 1e9), $sources.Count, ($sourceBytes / 1GB), $Version, ($outputBytes / 1GB))
+foreach ($i in $inputs | Select-Object -Skip 1) {
+    Write-Host ("Also: the same model as {0}, {1:N2} GiB, one file; output v{2}, {3:N2} GiB at group size {4}" -f $i.Format, ($i.Bytes / 1GB), $Version, ($i.Plan.OutputBytes / 1GB), $i.Plan.EffectiveGroupSize)
+}
 
+$io = [LlamaExport.Testing.IoBaseline]
+$warm = { $null = $io::Read([string[]]$sources.FullName) }
 $rows = foreach ($run in 1..$Runs) {
-    $io = [LlamaExport.Testing.IoBaseline]
+  foreach ($in in $inputs) {
     # Every measurement starts with the source in the page cache (UltraLowMemory gives it back, so re-read it).
-    $warm = { $null = $io::Read([string[]]$sources.FullName) }
-    & $warm; $io::Settle(); $read = $io::Read([string[]]$sources.FullName)
-    $io::Settle(); $writePlain = $io::WritePlain((Join-Path $outDir 'baseline-plain.tmp'), $outputBytes)
-    $io::Settle(); $writeOurs = $io::WriteThroughExporter((Join-Path $outDir 'baseline-writer.bin'), $outputBytes)
+    $warmThis = { $null = $io::Read([string[]]$in.Files.FullName) }
+    & $warmThis; $io::Settle(); $read = $io::Read([string[]]$in.Files.FullName)
+    $io::Settle(); $writePlain = $io::WritePlain((Join-Path $outDir 'baseline-plain.tmp'), $in.Plan.OutputBytes)
+    $io::Settle(); $writeOurs = $io::WriteThroughExporter((Join-Path $outDir 'baseline-writer.bin'), $in.Plan.OutputBytes)
     # The stricter baseline: whichever way of writing was faster this run.
     $write = [Math]::Min($writePlain, $writeOurs)
     foreach ($mode in $Modes) {
-        & $warm; $io::Settle()
-        $export = Invoke-Export $mode
+        & $warmThis; $io::Settle()
+        $export = Invoke-Export $mode -Source $in.Path
         Remove-Item $target -ErrorAction Ignore
         [pscustomobject]@{
             Run              = $run
+            Source           = $in.Format
             Mode             = $mode
             'ReadBase(s)'    = [Math]::Round($read, 2)
             'Write(s)'       = [Math]::Round($writePlain, 2)
@@ -121,10 +147,11 @@ $rows = foreach ($run in 1..$Runs) {
             'Export/IOBase'  = [Math]::Round($export.ExportSeconds / ($read + $write), 2)
             'MB/s'           = [Math]::Round($export.MBps, 0)
             'PeakRSS(MiB)'   = [Math]::Round($export.PeakRssMiB, 0)
-            'Estimate(MiB)'  = [Math]::Round(($plan.Estimates | Where-Object Mode -eq $mode).PeakBytes / 1MB, 0)
-            'Bound(MiB)'     = [Math]::Round(($plan.Estimates | Where-Object Mode -eq $mode).BoundBytes / 1MB, 0)
+            'Estimate(MiB)'  = [Math]::Round(($in.Plan.Estimates | Where-Object Mode -eq $mode).PeakBytes / 1MB, 0)
+            'Bound(MiB)'     = [Math]::Round(($in.Plan.Estimates | Where-Object Mode -eq $mode).BoundBytes / 1MB, 0)
         }
     }
+  }
 }
 foreach ($backend in $Backends) {
     $io::Settle()
@@ -132,22 +159,22 @@ foreach ($backend in $Backends) {
     $export = Invoke-Export 'Default' $backend
     Remove-Item $target -ErrorAction Ignore
     $rows = @($rows) + [pscustomobject]@{
-        Run = 'last'; Mode = "Default, $backend"; 'ReadBase(s)' = $rows[-1].'ReadBase(s)'; 'Write(s)' = $rows[-1].'Write(s)'; 'WriteOurs(s)' = $rows[-1].'WriteOurs(s)'
+        Run = 'last'; Source = $inputs[0].Format; Mode = "Default, $backend"; 'ReadBase(s)' = $rows[-1].'ReadBase(s)'; 'Write(s)' = $rows[-1].'Write(s)'; 'WriteOurs(s)' = $rows[-1].'WriteOurs(s)'
         'IOBase(s)' = $rows[-1].'IOBase(s)'; 'Export(s)' = [Math]::Round($export.ExportSeconds, 2)
         'Export/IOBase' = [Math]::Round($export.ExportSeconds / $rows[-1].'IOBase(s)', 2); 'MB/s' = [Math]::Round($export.MBps, 0)
         'PeakRSS(MiB)' = [Math]::Round($export.PeakRssMiB, 0); 'Estimate(MiB)' = [Math]::Round($plan.TorchSharpPeakBytes / 1MB, 0); 'Bound(MiB)' = 512
     }
 }
-$rows | Format-Table -AutoSize -Property Run, Mode, 'ReadBase(s)', 'Write(s)', 'WriteOurs(s)', 'IOBase(s)', 'Export(s)', 'Export/IOBase', 'MB/s', 'PeakRSS(MiB)', 'Estimate(MiB)', 'Bound(MiB)' |
+$rows | Format-Table -AutoSize -Property Run, Source, Mode, 'ReadBase(s)', 'Write(s)', 'WriteOurs(s)', 'IOBase(s)', 'Export(s)', 'Export/IOBase', 'MB/s', 'PeakRSS(MiB)', 'Estimate(MiB)', 'Bound(MiB)' |
     Out-String -Width 250 | Write-Host
 if ($Version -eq 2) {
     & $warm; $io::Settle()
     $stats = Invoke-Stats
-    $default = $rows | Where-Object Mode -eq 'Default' | Select-Object -Last 1
+    $default = $rows | Where-Object { $_.Mode -eq 'Default' -and $_.Source -eq $inputs[0].Format } | Select-Object -Last 1
     Write-Host ("Get-Q8Stats -Summary: {0:N2} s ({1:N2}x the last Default export), peak {2:N0} MiB" -f $stats.Seconds,
         $(if ($default) { $stats.Seconds / $default.'Export(s)' } else { [double]::NaN }), ($stats.Peak / 1MB))
 }
 $over = @($rows | Where-Object { $_.'PeakRSS(MiB)' -gt $_.'Estimate(MiB)' -or $_.'PeakRSS(MiB)' -gt $_.'Bound(MiB)' })
 Write-Host ("Targets: Default export <= 2x the I/O baseline (best {0}x); every mode's peak within its estimate and bound ({1})." -f
-    ($rows | Where-Object Mode -eq 'Default' | Measure-Object 'Export/IOBase' -Minimum).Minimum, $(if ($over.Count) { "$($over.Count) over" } else { 'all within' }))
+    ($rows | Where-Object { $_.Mode -eq 'Default' -and $_.Source -eq $inputs[0].Format } | Measure-Object 'Export/IOBase' -Minimum).Minimum, $(if ($over.Count) { "$($over.Count) over" } else { 'all within' }))
 Write-Host "Reference (shared/docs/ENVIRONMENT.md, same machine type): llama2.c export.py --version 2 takes 162 s and 13.1 GB peak RSS on this model's shape."

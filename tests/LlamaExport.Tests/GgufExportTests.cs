@@ -262,3 +262,27 @@ public class GgufExportTests
         AssertSameBytes(Gguf("golden", "kquants-mixed-v2-gs32.bin"), result.OutputPath);
     }
 }
+
+/// <summary>The benchmark's GGUF converter, held to llama.cpp's own Q8_0 (gguf-py wrote the fixture).</summary>
+public class GgufConverterTests
+{
+    [Fact]
+    public void Its_Q8_0_blocks_are_gguf_pys_and_its_F32_file_exports_the_golden()
+    {
+        using var temp = new TempFolder();
+        GgufConverter.Write(TestPaths.Stories("hf-f32"), temp["q8.gguf"], q8: true);
+        var (_, ours) = GgufWriter.Read(temp["q8.gguf"]);
+        var (_, theirs) = GgufWriter.Read(TestPaths.Fixture("gguf", "stories260K-q8_0.gguf"));
+        var compared = 0;
+        foreach (var t in theirs.Where(t => t.GgmlType == 8))
+        {
+            Assert.Equal(t.Data, ours.Single(o => o.Name == t.Name).Data);
+            compared++;
+        }
+
+        Assert.Equal(31, compared);
+        GgufConverter.Write(TestPaths.Stories("hf-f32"), temp["f32.gguf"], q8: false);
+        var result = TinyGguf.Export(temp["f32.gguf"], temp["v1.bin"], 1);
+        Assert.Equal(File.ReadAllBytes(TestPaths.Stories("golden", "v1.bin")), File.ReadAllBytes(result.OutputPath));
+    }
+}
