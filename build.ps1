@@ -182,8 +182,10 @@ function Invoke-Demo {
 
 function Invoke-Bench {
     Invoke-Build
-    $backends = if ($LibTorch -eq 'cpu') { @('TorchSharp') } else { @() }
-    & (Join-Path $Root 'tools/bench.ps1') -ModulePath (Join-Path $ModuleOut 'LlamaExport.psd1') -TestingAssembly (Get-TestingAssembly) -CacheDirectory $BenchCache -Size $Size -Backends $backends
+    # An empty array from an if-expression arrives as $null, which -Backends' ValidateSet refuses: splat it only when set.
+    $extra = @{}
+    if ($LibTorch -eq 'cpu') { $extra.Backends = @('TorchSharp') }
+    & (Join-Path $Root 'tools/bench.ps1') -ModulePath (Join-Path $ModuleOut 'LlamaExport.psd1') -TestingAssembly (Get-TestingAssembly) -CacheDirectory $BenchCache -Size $Size @extra
     if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 }
 

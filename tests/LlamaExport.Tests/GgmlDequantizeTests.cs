@@ -133,4 +133,21 @@ public class GgmlDequantizeTests
         Assert.Equal(19f, v[0]);
         Assert.Equal(-2f, v[1]);
     }
+
+    [Fact]
+    public void Q8_0_vector_path_equals_the_scalar_path_bit_for_bit()
+    {
+        var random = new Random(34);
+        var blocks = new byte[34 * 4096];
+        random.NextBytes(blocks);
+        // Every fp16 pattern appears as a scale somewhere: subnormals, infinities and NaNs included.
+        for (int b = 0; b < 4096; b++) BinaryPrimitives.WriteUInt16LittleEndian(blocks.AsSpan(b * 34), (ushort)(b * 16 + random.Next(16)));
+        var scalar = new float[32 * 4096];
+        var vector = new float[32 * 4096];
+        GgmlDequantize.Q8_0Scalar(blocks, scalar);
+        GgmlDequantize.Q8_0Vector256(blocks, vector);
+        for (int i = 0; i < scalar.Length; i++)
+            Assert.True(BitConverter.SingleToUInt32Bits(scalar[i]) == BitConverter.SingleToUInt32Bits(vector[i]) || (float.IsNaN(scalar[i]) && float.IsNaN(vector[i])),
+                $"element {i}: scalar {scalar[i]}, vector {vector[i]}");
+    }
 }

@@ -135,7 +135,7 @@ public static class PyTorchLayouts
                 Dim = Int(args, "dim", path),
                 Layers = Int(args, "n_layers", path),
                 Heads = heads,
-                KvHeads = args.TryGetValue("n_kv_heads", out var kv) && kv is long k ? (int)k : heads,
+                KvHeads = args.TryGetValue("n_kv_heads", out var kv) && kv is not null ? Int(args, "n_kv_heads", path) : heads,
                 VocabSize = Int(args, "vocab_size", path),
                 HiddenDim = HiddenFrom(tensors, path),
                 MaxSeqLen = maxSeqLen ?? Int(args, "max_seq_len", path),
@@ -157,7 +157,7 @@ public static class PyTorchLayouts
         int Required(string name) => p.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var n) && n > 0 ? n
             : throw new LlamaExportException(ErrorIds.ConfigInvalid, FailureKind.InvalidData, $"'{path}' has no positive integer {name}.", path, "Fix or re-download params.json.");
         int heads = Required("n_heads");
-        int kvHeads = p.TryGetProperty("n_kv_heads", out var kv) && kv.ValueKind == JsonValueKind.Number ? kv.GetInt32() : heads;
+        int kvHeads = p.TryGetProperty("n_kv_heads", out var kv) && kv.ValueKind != JsonValueKind.Null ? Required("n_kv_heads") : heads;
         if (!tensors.TryGetValue(MetaNaming.NameOf(LlamaTensorRole.TokEmbeddings, 0), out var embeddings))
             throw new LlamaExportException(ErrorIds.TensorMissing, FailureKind.InvalidData, $"The checkpoints beside '{path}' have no tok_embeddings.weight.", path, "Check that every consolidated.*.pth shard is present.");
         var config = new LlamaModelConfig
@@ -167,7 +167,7 @@ public static class PyTorchLayouts
             Layers = Required("n_layers"),
             Heads = heads,
             KvHeads = kvHeads,
-            VocabSize = checked((int)embeddings.Shape[0]),
+            VocabSize = Dimension(embeddings, 0, "the vocabulary size", path),
             HiddenDim = HiddenFrom(tensors, path),
             MaxSeqLen = maxSeqLen,
             RmsNormEps = p.TryGetProperty("norm_eps", out var eps) && eps.ValueKind == JsonValueKind.Number && eps.GetDouble() > 0 ? eps.GetDouble() : HuggingFaceConfig.RunCRmsNormEps,
@@ -180,13 +180,25 @@ public static class PyTorchLayouts
         return config;
     }
 
+    /// <summary>A tensor's dimension as the config's int, refused with a clear error when it cannot be one.</summary>
+    private static int Dimension(ISourceTensor tensor, int axis, string what, string path) =>
+        tensor.Shape.Count > axis && tensor.Shape[axis] is > 0 and <= int.MaxValue ? (int)tensor.Shape[axis]
+            : throw new LlamaExportException(ErrorIds.ConfigInvalid, FailureKind.InvalidData,
+                $"'{path}': {what} comes from '{tensor.Name}', whose shape {SourceTensorExtensions.FormatShape(tensor.Shape)} gives no positive size that fits an int.", path,
+                "The checkpoint is damaged or is not a Llama model; re-download it.");
+
     private static int HiddenFrom(Dictionary<string, ISourceTensor> tensors, string path) =>
-        tensors.TryGetValue(MetaNaming.NameOf(LlamaTensorRole.W1, 0), out var w1) ? checked((int)w1.Shape[0])
+        tensors.TryGetValue(MetaNaming.NameOf(LlamaTensorRole.W1, 0), out var w1) ? Dimension(w1, 0, "hidden_dim", path)
             : throw new LlamaExportException(ErrorIds.TensorMissing, FailureKind.InvalidData, $"'{path}' has no layers.0.feed_forward.w1.weight, so hidden_dim is unknown.", path,
                 "The checkpoint is incomplete or is not a Llama model.");
 
+    /// <summary>Every value used as a divisor is checked before it is used as one.</summary>
     private static void Validate(LlamaModelConfig c, string path)
     {
+        if (c.Dim <= 0 || c.Heads <= 0 || c.KvHeads <= 0 || c.Layers <= 0 || c.VocabSize <= 0 || c.HiddenDim <= 0 || c.MaxSeqLen <= 0)
+            throw new LlamaExportException(ErrorIds.ConfigInvalid, FailureKind.InvalidData,
+                $"'{path}' describes dim {c.Dim}, {c.Layers} layers, {c.Heads} heads, {c.KvHeads} kv heads, vocabulary {c.VocabSize}, hidden_dim {c.HiddenDim} and seq_len {c.MaxSeqLen}; each must be positive.",
+                path, "Check the checkpoint's parameters.");
         if (c.Dim % c.Heads != 0 || c.Heads % c.KvHeads != 0 || c.HeadSize % 2 != 0)
             throw new LlamaExportException(ErrorIds.ConfigInvalid, FailureKind.InvalidData,
                 $"'{path}' describes dim {c.Dim} with {c.Heads} heads and {c.KvHeads} kv heads, which llama2.c cannot express.", path, "Check the checkpoint's parameters.");
@@ -194,7 +206,16 @@ public static class PyTorchLayouts
 
     private static int Int(Dictionary<object, object?> args, string name, string path) =>
         args.TryGetValue(name, out var v) && v is long n && n > 0 && n <= int.MaxValue ? (int)n
-            : throw StoredZip.Invalid(path, $"model_args has no positive integer '{name}'");
+            : throw new LlamaExportException(ErrorIds.ConfigInvalid, FailureKind.InvalidData, $"'{path}': model_args has no positive integer '{name}' (it holds {Describe(v)}).", path,
+                "Check the checkpoint's model_args; llama2.c's train.py writes dim, n_layers, n_heads, n_kv_heads, vocab_size and max_seq_len.");
+
+    private static string Describe(object? value) => value switch
+    {
+        null => "nothing",
+        long n => n.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        string text => $"the string '{(text.Length > 40 ? text[..40] + "…" : text)}'",
+        _ => $"a {value.GetType().Name}",
+    };
 
     private static JsonElement ReadJson(string path)
     {

@@ -20,6 +20,14 @@ public sealed record TensorRecord(StorageRecord Storage, long StorageOffset, lon
 public sealed class RestrictedUnpickler
 {
     private const int MaxDepth = 10_000;
+
+    /// <summary>
+    /// Objects (containers, strings, tuples, records) one pickle may create. One opcode byte can make an object of
+    /// 50–100 bytes, so this bounds the reader's memory whatever the pickle's size; a 70B shard's state dict makes
+    /// about 10,000.
+    /// </summary>
+    public const int MaxObjects = 4_000_000;
+    private int _objects;
     private static readonly object Mark = new();
 
     private sealed record AllowedGlobal(string Name);
@@ -56,12 +64,17 @@ public sealed class RestrictedUnpickler
     }
 
     /// <summary>The object a data.pkl describes: dictionaries, lists, tuples (object[]), scalars, strings, and TensorRecords.</summary>
-    public static object? Load(byte[] data, string path)
+    public static object? Load(byte[] data, string path) => Load(data, path, out _);
+
+    /// <param name="end">Where the STOP opcode ended; bytes after it are not part of the object (a second pickle, perhaps).</param>
+    public static object? Load(byte[] data, string path, out int end)
     {
         var reader = new RestrictedUnpickler(data, path);
         try
         {
-            return reader.Run();
+            var root = reader.Run();
+            end = reader._position;
+            return root;
         }
         catch (InvalidDataException e)
         {
@@ -158,7 +171,8 @@ public sealed class RestrictedUnpickler
                 case (byte)'i' or (byte)'o' or 0x81 or 0x92: // INST, OBJ, NEWOBJ, NEWOBJ_EX: construct arbitrary classes
                     throw new LlamaExportException(ErrorIds.PickleGlobalRefused, FailureKind.Security,
                         $"'{_path}' asks to construct an object directly (opcode 0x{op:x2}); torch checkpoints never do, so it is refused and nothing is run.",
-                        _path, "Do not load this file; it was not written by torch.save. Obtain the weights from a trusted source, preferably as safetensors.");
+                        _path, "Do not load this file; it was not written by torch.save. Obtain the weights from a trusted source, preferably as safetensors.",
+                        problemCode: CheckpointProblemCodes.PickleGlobalRefused);
                 default:
                     throw Invalid($"it uses the pickle opcode 0x{op:x2} at byte {_position - 1}, which torch checkpoints do not use");
             }
@@ -172,7 +186,8 @@ public sealed class RestrictedUnpickler
         if (Allowed.TryGetValue($"{module} {name}", out var allowed)) return allowed;
         throw new LlamaExportException(ErrorIds.PickleGlobalRefused, FailureKind.Security,
             $"'{_path}' names the Python global '{module}.{name}', which a tensor checkpoint never needs; it was refused and nothing was run.",
-            _path, "Do not load this file with torch.load; it may run code. Obtain the weights from a trusted source, preferably as safetensors.");
+            _path, "Do not load this file with torch.load; it may run code. Obtain the weights from a trusted source, preferably as safetensors.",
+            problemCode: CheckpointProblemCodes.PickleGlobalRefused);
     }
 
     private object? Reduce(object? callable, object?[] args)
@@ -220,7 +235,14 @@ public sealed class RestrictedUnpickler
 
     private T As<T>(object? value, string what) => value is T t ? t : throw Invalid($"{what} finds a {value?.GetType().Name ?? "None"} where it expects a {typeof(T).Name}");
 
-    private void Push(object? value) => _stack.Add(value);
+    private void Push(object? value)
+    {
+        if (value is not null and not long and not bool and not double && !ReferenceEquals(value, Mark) && ++_objects > MaxObjects)
+            throw new LlamaExportException(ErrorIds.CheckpointInvalid, FailureKind.InvalidData,
+                $"'{_path}' is not a readable PyTorch checkpoint: its pickle makes more than {MaxObjects:N0} objects, far more than any checkpoint's.", _path,
+                "Do not load this file; it was not written by torch.save.", problemCode: CheckpointProblemCodes.PickleTooLarge);
+        _stack.Add(value);
+    }
 
     private object? Peek() => _stack.Count > 0 ? _stack[^1] : throw Invalid("it reads past the bottom of its stack");
 
@@ -284,5 +306,5 @@ public sealed class RestrictedUnpickler
         return value;
     }
 
-    private LlamaExportException Invalid(string why) => StoredZip.Invalid(_path, $"its pickle is malformed: {why}");
+    private LlamaExportException Invalid(string why) => StoredZip.Invalid(_path, $"its pickle is malformed: {why}", CheckpointProblemCodes.PickleInvalid);
 }
