@@ -8,6 +8,9 @@ public static class HuggingFaceConfig
 {
     public const string FileName = "config.json";
 
+    /// <summary>Larger than any real config.json by three orders of magnitude; refused before it is read.</summary>
+    public const long MaxFileBytes = 16L << 20;
+
     public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM"];
 
     /// <summary>run.c hard-codes these; a model trained with others will run, but not as trained.</summary>
@@ -24,13 +27,30 @@ public static class HuggingFaceConfig
         JsonDocument document;
         try
         {
+            long length = new FileInfo(path).Length;
+            if (length > MaxFileBytes) throw Invalid(path, $"it is {length} bytes; a config.json is a few kilobytes");
             var bytes = File.ReadAllBytes(path);
-            document = JsonDocument.Parse(bytes);
+            // JSON nesting is bounded (System.Text.Json's depth limit of 64), so no file can make the parser recurse deeply.
+            document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 64 });
         }
         catch (JsonException e)
         {
             throw Invalid(path, $"it is not valid JSON ({e.Message})");
         }
+
+        try
+        {
+            return Read(document, path, warnings);
+        }
+        catch (InvalidOperationException e)
+        {
+            // JsonElement accessors throw this for a string that is not UTF-8, or a value of the wrong kind.
+            throw Invalid(path, $"a value cannot be read ({e.Message})");
+        }
+    }
+
+    private static LlamaModelConfig Read(JsonDocument document, string path, ICollection<string> warnings)
+    {
 
         using (document)
         {

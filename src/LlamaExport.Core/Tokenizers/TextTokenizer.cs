@@ -131,7 +131,7 @@ public sealed class TextTokenizer
         {
             int id = Lookup(piece.AsSpan(start, length));
             if (id >= 0) ids.Add(id);
-            else for (int i = start; i < start + length; i++) ids.Add(_byteFallback[piece[i]]);
+            else for (int i = start; i < start + length; i++) ids.Add(_byteFallback[piece[i]] >= 0 ? _byteFallback[piece[i]] : throw NoTokenFor(piece[i]));
         }
     }
 
@@ -151,7 +151,7 @@ public sealed class TextTokenizer
             int n = rune.EncodeToUtf8(utf8);
             int id = _ids.GetValueOrDefault(Key(utf8.AsSpan(0, n)), -1);
             if (id >= 0) symbols.Add(id);
-            else for (int b = 0; b < n; b++) symbols.Add(_byteFallback[utf8[b]] >= 0 ? _byteFallback[utf8[b]] : _vocabulary.UnkId);
+            else for (int b = 0; b < n; b++) symbols.Add(_byteFallback[utf8[b]] >= 0 ? _byteFallback[utf8[b]] : Unknown(utf8[b]));
             i += width;
         }
 
@@ -176,6 +176,14 @@ public sealed class TextTokenizer
     }
 
     private int Lookup(ReadOnlySpan<byte> bytes) => _ids.GetValueOrDefault(Key(bytes), -1);
+
+    /// <summary>A byte with no piece of its own: the unknown token, when the vocabulary has one.</summary>
+    private int Unknown(byte b) => _vocabulary.UnkId >= 0 && _vocabulary.UnkId < _vocabulary.VocabSize ? _vocabulary.UnkId : throw NoTokenFor(b);
+
+    private Errors.LlamaExportException NoTokenFor(byte b) =>
+        new(Errors.ErrorIds.TokenizerInvalid, Errors.FailureKind.InvalidData,
+            $"'{_vocabulary.SourcePath}' has no token for the byte 0x{b:X2} and no unknown token, so this text cannot be encoded; a complete vocabulary has one for every byte.",
+            _vocabulary.SourcePath, "Re-download the tokenizer file from the model's repository.");
 
     // Bytes as a Latin-1 string: one char per byte, so any byte sequence is a dictionary key.
     private static string Key(ReadOnlySpan<byte> bytes) => Encoding.Latin1.GetString(bytes);
