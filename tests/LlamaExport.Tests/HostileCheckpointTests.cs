@@ -210,9 +210,9 @@ public class HostileCheckpointTests
                 p.AddRange([0x85, (byte)'R', (byte)'.']);
                 return HostileCheckpoints.Archive([.. p]);
             case "object-bomb":
-                // 4.5 million one-byte EMPTY_LIST + APPEND pairs: 9 MB that would make 4.5 million lists.
+                // 1.2 million one-byte EMPTY_LIST + APPEND pairs: 2.4 MB that would make 1.2 million lists.
                 var bomb = new List<byte> { 0x80, 2, (byte)']' };
-                for (int i = 0; i < 4_500_000; i++) bomb.AddRange([(byte)']', (byte)'a']);
+                for (int i = 0; i < 1_200_000; i++) bomb.AddRange([(byte)']', (byte)'a']);
                 bomb.Add((byte)'.');
                 return HostileCheckpoints.Archive([.. bomb]);
             default: throw new ArgumentException(name);

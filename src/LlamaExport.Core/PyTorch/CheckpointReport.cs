@@ -64,6 +64,12 @@ public sealed class CheckpointReport
         };
     }
 
+    /// <summary>The checkpoint files a path names: the file itself, or a folder's *.bin, *.pth and *.pt files in name order.</summary>
+    public static IReadOnlyList<string> Files(string fileOrFolder) =>
+        Directory.Exists(fileOrFolder)
+            ? [.. new[] { "*.bin", "*.pth", "*.pt" }.SelectMany(p => Directory.EnumerateFiles(fileOrFolder, p)).Order(StringComparer.Ordinal)]
+            : [fileOrFolder];
+
     private static string ErrorIdOf(string code) => code switch
     {
         CheckpointProblemCodes.PickleGlobalRefused => ErrorIds.PickleGlobalRefused,

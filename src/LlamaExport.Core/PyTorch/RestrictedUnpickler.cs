@@ -26,7 +26,7 @@ public sealed class RestrictedUnpickler
     /// 50–100 bytes, so this bounds the reader's memory whatever the pickle's size; a 70B shard's state dict makes
     /// about 10,000.
     /// </summary>
-    public const int MaxObjects = 4_000_000;
+    public const int MaxObjects = 1_000_000;
     private int _objects;
     private static readonly object Mark = new();
 

@@ -16,7 +16,6 @@ public sealed class TestPyTorchCheckpointCommand : PSCmdlet
 {
     private const string PathSet = "Path";
     private const string LiteralPathSet = "LiteralPath";
-    private static readonly string[] Patterns = ["*.bin", "*.pth", "*.pt"];
 
     /// <summary>Checkpoint files or folders; wildcards allowed.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = PathSet)]
@@ -30,6 +29,10 @@ public sealed class TestPyTorchCheckpointCommand : PSCmdlet
     [ValidateNotNullOrEmpty]
     public string[] LiteralPath { get; set; } = [];
 
+    /// <summary>Also read every entry and check it against the CRC-32 the archive records (the export checks only the entries it parses).</summary>
+    [Parameter]
+    public SwitchParameter Deep { get; set; }
+
     /// <summary>Return only $true or $false for each input.</summary>
     [Parameter]
     public SwitchParameter Quiet { get; set; }
@@ -39,18 +42,28 @@ public sealed class TestPyTorchCheckpointCommand : PSCmdlet
         foreach (var target in PathResolution.ResolveFiles(this, ParameterSetName == LiteralPathSet ? LiteralPath : Path, ParameterSetName == LiteralPathSet, foldersToo: true))
         {
             if (Stopping) return;
-            var files = Directory.Exists(target)
-                ? Patterns.SelectMany(p => Directory.EnumerateFiles(target, p)).Order(StringComparer.Ordinal).ToList()
-                : [target];
+            var files = CheckpointReport.Files(target);
             if (files.Count == 0)
             {
-                WriteError(new ErrorRecord(new ItemNotFoundException($"'{target}' holds no .bin, .pth or .pt files."), ErrorIds.PathNotFound, ErrorCategory.ObjectNotFound, target));
+                WriteError(ErrorRecords.From(new LlamaExportException(ErrorIds.PathNotFound, FailureKind.ObjectNotFound,
+                    $"'{target}' holds no .bin, .pth or .pt files.", target, "Pass a checkpoint file, or the folder that holds the model's checkpoints.")));
                 continue;
             }
 
-            var reports = files.Select(CheckpointReport.Inspect).ToList();
-            if (Quiet) WriteObject(reports.All(r => r.IsValid));
-            else WriteObject(reports, enumerateCollection: true);
+            try
+            {
+                var reports = files.Select(f => CheckpointReport.Inspect(f, Deep, PipelineStopToken)).ToList();
+                if (Quiet) WriteObject(reports.All(r => r.IsValid));
+                else WriteObject(reports, enumerateCollection: true);
+            }
+            catch (OperationCanceledException) when (Stopping)
+            {
+                return;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                WriteError(ErrorRecords.Unexpected(e, ErrorIds.ReadFailed, target));
+            }
         }
     }
 }
