@@ -37,28 +37,9 @@ public static class PyTorchLayouts
             var indexPath = Path.Combine(folder, HfIndexFile);
             if (File.Exists(indexPath))
             {
-                var index = ShardIndex.Read(indexPath);
-                var byShard = new Dictionary<string, PyTorchCheckpoint>(StringComparer.Ordinal);
-                foreach (var shard in index.ShardFiles)
-                {
-                    var path = Path.Combine(folder, shard);
-                    if (!File.Exists(path))
-                        throw new LlamaExportException(ErrorIds.ShardNotFound, FailureKind.ObjectNotFound,
-                            $"The index '{indexPath}' lists the shard '{shard}', which is not in '{folder}'.", path,
-                            "Download the missing shard; an interrupted download often leaves one out.", problemCode: ProblemCodes.ShardMissing);
-                    var checkpoint = PyTorchCheckpoint.Open(path);
-                    checkpoints.Add(checkpoint);
-                    byShard[shard] = checkpoint;
-                }
-
-                foreach (var (name, shard) in index.WeightMap)
-                {
-                    if (!byShard[shard].Tensors.TryGetValue(name, out var tensor))
-                        throw new LlamaExportException(ErrorIds.IndexInvalid, FailureKind.InvalidData,
-                            $"The index '{indexPath}' places '{name}' in '{shard}', but that shard has no such tensor.", Path.Combine(folder, shard),
-                            "The index and the shards come from different downloads; fetch them again together.", problemCode: ProblemCodes.TensorNotInShard);
-                    tensors[name] = tensor;
-                }
+                var (opened, indexed, _) = ShardedOpener.Open(folder, ShardIndex.Read(indexPath), PyTorchCheckpoint.Open, c => c.Tensors);
+                checkpoints.AddRange(opened);
+                foreach (var (name, tensor) in indexed) tensors[name] = tensor;
             }
             else
             {

@@ -28,6 +28,8 @@ public sealed class SafetensorsFile : IDisposable
     public long FileLength { get; }
     public SafetensorsHeader.Result Header { get; }
     public IReadOnlyCollection<string> TensorNames => _tensors.Keys;
+
+    public IReadOnlyDictionary<string, ISourceTensor> Tensors => _tensors.ToDictionary(p => p.Key, p => (ISourceTensor)p.Value, StringComparer.Ordinal);
     public long DataBytes => Header.Tensors.Sum(t => t.ByteLength);
 
     /// <summary>Opens and validates; any error in the header throws, naming the file, tensor and problem.</summary>

@@ -110,7 +110,7 @@ public static class SafetensorsInspector
                 shardTensors[shard] = tensors;
             }
 
-            index.CheckShards(shardTensors, indexProblems);
+            index.CheckShards(shardTensors.ToDictionary(s => s.Key, s => s.Value?.ToDictionary(t => t.Name, t => t.ByteLength, StringComparer.Ordinal) as IReadOnlyDictionary<string, long>, StringComparer.Ordinal), indexProblems);
         }
 
         var listed = shardTensors.Values.Where(v => v is not null).SelectMany(v => v!).ToList();

@@ -66,47 +66,9 @@ public sealed class SafetensorsTensorSource : ITensorSource
 
     private static SafetensorsTensorSource OpenSharded(string folder, ShardIndex index)
     {
-        var files = new List<SafetensorsFile>();
-        try
-        {
-            var byName = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
-            foreach (var shard in index.ShardFiles)
-            {
-                var path = System.IO.Path.Combine(folder, shard);
-                if (!File.Exists(path))
-                    throw new LlamaExportException(ErrorIds.ShardNotFound, FailureKind.ObjectNotFound,
-                        $"The index '{index.Path}' lists the shard '{shard}', which is not in '{folder}'.", path,
-                        "Download the missing shard; an interrupted download often leaves one out.", problemCode: ProblemCodes.ShardMissing);
-                var file = SafetensorsFile.Open(path);
-                files.Add(file);
-                byName[shard] = file;
-            }
-
-            // The same checks Test-Safetensors makes, so both report the same problem.
-            var problems = new List<SafetensorsProblem>();
-            index.CheckShards(byName.ToDictionary(p => p.Key, p => (IReadOnlyList<SafetensorsTensorInfo>?)p.Value.Header.Tensors, StringComparer.Ordinal), problems);
-            var error = problems.FirstOrDefault(p => p.Severity == ProblemSeverity.Error);
-            if (error is not null)
-                throw new LlamaExportException(ErrorIds.IndexInvalid, FailureKind.InvalidData,
-                    $"The shards in '{folder}' do not match '{index.Path}': {error}.", index.Path,
-                    "The index and the shards come from different downloads; fetch them again together.", problemCode: error.Code);
-
-            var tensors = new Dictionary<string, ISourceTensor>(StringComparer.Ordinal);
-            foreach (var (name, shard) in index.WeightMap)
-            {
-                byName[shard].TryGetTensor(name, out var tensor);
-                tensors[name] = tensor;
-            }
-
-            var warnings = files.SelectMany(WarningsOf)
-                .Concat(problems.Select(p => $"{System.IO.Path.GetFileName(index.Path)}: {p}")).ToList();
-            return new SafetensorsTensorSource(files, tensors, warnings);
-        }
-        catch
-        {
-            foreach (var f in files) f.Dispose();
-            throw;
-        }
+        var (files, tensors, problems) = ShardedOpener.Open(folder, index, SafetensorsFile.Open, f => f.Tensors);
+        var warnings = files.SelectMany(WarningsOf).Concat(problems.Select(p => $"{System.IO.Path.GetFileName(index.Path)}: {p}")).ToList();
+        return new SafetensorsTensorSource(files, tensors, warnings);
     }
 
     private static IEnumerable<string> WarningsOf(SafetensorsFile file) =>

@@ -1,7 +1,9 @@
 using System.Text.Json;
 using LlamaExport.Core.Errors;
 
-namespace LlamaExport.Core.Safetensors;
+using LlamaExport.Core.Safetensors;
+
+namespace LlamaExport.Core.Sources;
 
 /// <summary>
 /// A sharded checkpoint's index (model.safetensors.index.json or pytorch_model.bin.index.json):
@@ -119,23 +121,24 @@ public sealed class ShardIndex
     /// null is present but unreadable, and reported on its own): every listed file exists,
     /// every tensor is in the shard it is listed in, no tensor sits in two shards, and total_size agrees.
     /// </summary>
-    public void CheckShards(IReadOnlyDictionary<string, IReadOnlyList<SafetensorsTensorInfo>?> shards, List<SafetensorsProblem> problems)
+    /// <param name="shards">Each shard file's tensors, by name, with their sizes in bytes.</param>
+    public void CheckShards(IReadOnlyDictionary<string, IReadOnlyDictionary<string, long>?> shards, List<SafetensorsProblem> problems)
     {
         foreach (var shard in ShardFiles)
         {
             if (!shards.TryGetValue(shard, out var tensors))
                 problems.Add(Error(ProblemCodes.ShardMissing, $"The shard '{shard}' listed in the index is not in the folder."));
             else if (tensors is null)
-                problems.Add(Error(ProblemCodes.ShardInvalid, $"The shard '{shard}' is not a valid safetensors file; its own report says why."));
+                problems.Add(Error(ProblemCodes.ShardInvalid, $"The shard '{shard}' cannot be read; its own report says why."));
         }
 
         var owners = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         foreach (var (shard, tensors) in shards)
         {
             if (tensors is null) continue;
-            foreach (var t in tensors)
+            foreach (var name in tensors.Keys)
             {
-                if (!owners.TryGetValue(t.Name, out var list)) owners[t.Name] = list = [];
+                if (!owners.TryGetValue(name, out var list)) owners[name] = list = [];
                 list.Add(shard);
             }
         }
@@ -147,8 +150,7 @@ public sealed class ShardIndex
                 problems.Add(new SafetensorsProblem(ProblemCodes.UnindexedTensor, ProblemSeverity.Warning, $"'{name}' is stored in {list[0]} but the index does not list it; it will be ignored.", name));
         }
 
-        var byShard = shards.Where(s => s.Value is not null)
-            .ToDictionary(s => s.Key, s => s.Value!.ToDictionary(t => t.Name, StringComparer.Ordinal), StringComparer.Ordinal);
+        var byShard = shards.Where(s => s.Value is not null).ToDictionary(s => s.Key, s => s.Value!, StringComparer.Ordinal);
         long listedBytes = 0;
         bool complete = true;
         foreach (var (name, shard) in WeightMap)
@@ -159,14 +161,14 @@ public sealed class ShardIndex
                 continue;
             }
 
-            if (!tensors.TryGetValue(name, out var info))
+            if (!tensors.TryGetValue(name, out var bytes))
             {
                 problems.Add(Error(ProblemCodes.TensorNotInShard, $"The index places '{name}' in '{shard}', but that shard has no such tensor.", name));
                 complete = false;
                 continue;
             }
 
-            listedBytes += info.ByteLength;
+            listedBytes += bytes;
         }
 
         if (complete && TotalSize is long total && total != listedBytes)
@@ -175,4 +177,53 @@ public sealed class ShardIndex
     }
 
     private static SafetensorsProblem Error(string code, string message, string? tensor = null) => new(code, ProblemSeverity.Error, message, tensor);
+}
+
+/// <summary>
+/// The one opener of indexed, sharded checkpoints (safetensors and PyTorch .bin alike): every shard the index names
+/// must be present; the shards are opened (each validates itself) and checked against the index as Test-Safetensors
+/// checks them; the tensors are those the index lists, each from its shard.
+/// </summary>
+public static class ShardedOpener
+{
+    public static (List<TFile> Files, Dictionary<string, ISourceTensor> Tensors, List<SafetensorsProblem> Warnings) Open<TFile>(
+        string folder, ShardIndex index, Func<string, TFile> open, Func<TFile, IReadOnlyDictionary<string, ISourceTensor>> tensorsOf)
+        where TFile : IDisposable
+    {
+        var files = new List<TFile>();
+        try
+        {
+            var byName = new Dictionary<string, TFile>(StringComparer.Ordinal);
+            foreach (var shard in index.ShardFiles)
+            {
+                var path = Path.Combine(folder, shard);
+                if (!File.Exists(path))
+                    throw new LlamaExportException(ErrorIds.ShardNotFound, FailureKind.ObjectNotFound,
+                        $"The index '{index.Path}' lists the shard '{shard}', which is not in '{folder}'.", path,
+                        "Download the missing shard; an interrupted download often leaves one out.", problemCode: ProblemCodes.ShardMissing);
+                var file = open(path);
+                files.Add(file);
+                byName[shard] = file;
+            }
+
+            var problems = new List<SafetensorsProblem>();
+            index.CheckShards(byName.ToDictionary(p => p.Key,
+                p => (IReadOnlyDictionary<string, long>?)tensorsOf(p.Value).ToDictionary(t => t.Key, t => TensorDTypeInfo.ByteCount(t.Value.DType, t.Value.ElementCount), StringComparer.Ordinal),
+                StringComparer.Ordinal), problems);
+            var error = problems.FirstOrDefault(p => p.Severity == ProblemSeverity.Error);
+            if (error is not null)
+                throw new LlamaExportException(ErrorIds.IndexInvalid, FailureKind.InvalidData,
+                    $"The shards in '{folder}' do not match '{index.Path}': {error}.", index.Path,
+                    "The index and the shards come from different downloads; fetch them again together.", problemCode: error.Code);
+
+            var tensors = new Dictionary<string, ISourceTensor>(StringComparer.Ordinal);
+            foreach (var (name, shard) in index.WeightMap) tensors[name] = tensorsOf(byName[shard])[name];
+            return (files, tensors, problems);
+        }
+        catch
+        {
+            foreach (var f in files) f.Dispose();
+            throw;
+        }
+    }
 }
