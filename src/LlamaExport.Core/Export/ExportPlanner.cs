@@ -10,7 +10,7 @@ namespace LlamaExport.Core.Export;
 /// <summary>Turns an opened model and a version into an <see cref="ExportPlan"/>, checking every tensor first.</summary>
 public static class ExportPlanner
 {
-    public static readonly IReadOnlyList<int> SupportedVersions = [0, 1, 2];
+    public static IReadOnlyList<int> SupportedVersions => Llama2cLayout.Versions;
 
     /// <param name="requestedGroupSize">The v2 group size asked for; null for the source's own default (<see cref="GroupSizeRule.DefaultFor"/>).</param>
     public static ExportPlan Create(ModelSource source, int version, int? requestedGroupSize = null,
@@ -26,7 +26,7 @@ public static class ExportPlanner
         string? backoff = null;
         if (version == 2) (groupSize, backoff) = GroupSizeRule.Resolve(requested, c.Dim, c.HiddenDim);
 
-        var (shared, sharedReason) = DecideSharedClassifier(source, backend ?? ManagedComputeBackend.Instance, cancellationToken);
+        var (shared, sharedReason) = source.SharedClassifier(() => DecideSharedClassifier(source, backend ?? ManagedComputeBackend.Instance, cancellationToken));
         var header = Llama2cHeader.Build(version, c, shared, groupSize);
         var sections = new List<ExportSection>();
         foreach (var entry in Llama2cLayout.Describe(version, c, shared, groupSize))
@@ -96,34 +96,10 @@ public static class ExportPlanner
         return $"{q8.Count - copied} of the source's {q8.Count} Q8_0 tensors are dequantized and quantized again at group size {groupSize}, which adds error; {alternative}.";
     }
 
-    private static ISourceTensor Resolve(ModelSource source, LlamaTensorRole role, int layer)
-    {
-        var name = source.SourceName(role, layer);
-        if (!source.Tensors.TryGetTensor(name, out var tensor))
-            throw new LlamaExportException(ErrorIds.TensorMissing, FailureKind.InvalidData,
-                $"The model has no tensor '{name}' ({LlamaTensorRoles.Llama2cName(role, layer)}), which a {source.Config.Layers}-layer Llama needs.",
-                source.ModelPath, "The checkpoint is incomplete or is not a Llama model; re-download it, checking that every shard is present.");
+    private static ISourceTensor Resolve(ModelSource source, LlamaTensorRole role, int layer) => SourceRows.Resolve(source, role, layer);
 
-        var (rows, columns) = LlamaTensorRoles.ExpectedShape(role, source.Config);
-        bool matches = columns == 1
-            ? tensor.Shape.Count == 1 && tensor.Shape[0] == rows
-            : tensor.Shape.Count == 2 && tensor.Shape[0] == rows && tensor.Shape[1] == columns;
-        if (!matches)
-        {
-            string expected = columns == 1 ? $"({rows})" : $"({rows}, {columns})";
-            throw new LlamaExportException(ErrorIds.TensorShapeMismatch, FailureKind.InvalidData,
-                $"'{name}' in '{tensor.SourcePath}' has shape {SourceTensorExtensions.FormatShape(tensor.Shape)}, but the config implies {expected}.",
-                tensor.SourcePath, "The config and the weights do not belong together; download them from the same revision.");
-        }
-
-        if (!TensorDTypeInfo.IsExportable(tensor.DType))
-            throw new LlamaExportException(ErrorIds.UnsupportedDType, FailureKind.NotSupported,
-                $"'{name}' in '{tensor.SourcePath}' is stored as {TensorDTypeInfo.ShortName(tensor.DType)}; only F32, F16 and BF16 convert exactly to float32.",
-                tensor.SourcePath, "Export from the model's F32, F16 or BF16 weights, not a quantized copy.");
-        return tensor;
-    }
-
-    private static (bool Shared, string Reason) DecideSharedClassifier(ModelSource source, IComputeBackend backend, CancellationToken cancellationToken)
+    /// <summary>export.py's test, made once per opened source (the engine, the verifier and the forward pass share it).</summary>
+    internal static (bool Shared, string Reason) DecideSharedClassifier(ModelSource source, IComputeBackend backend, CancellationToken cancellationToken)
     {
         if (source.Config.TieWordEmbeddings) return (true, "tie_word_embeddings is true");
         var outputName = source.SourceName(LlamaTensorRole.Output, 0);

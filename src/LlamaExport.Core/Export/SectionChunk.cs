@@ -76,22 +76,7 @@ public static class SectionChunkReader
             return values;
         }
 
-        var raw = buffers.Raw.AsSpan(0, checked((int)TensorDTypeInfo.ByteCount(source.DType, n)));
-        source.ReadRows(chunk.FirstRow, chunk.Rows, raw);
-        if (releaseSource) source.ReleaseCachedRows(chunk.FirstRow, chunk.Rows);
-        backend.ConvertToFloat32(source.DType, raw, values);
-        int bad = Float32Conversion.IndexOfNonFinite(values);
-        if (bad >= 0)
-        {
-            long index = chunk.FirstRow * section.RowLength + bad;
-            throw new LlamaExportException(ErrorIds.NonFiniteWeight, FailureKind.InvalidData,
-                $"'{source.Name}' in '{source.SourcePath}' holds {values[bad]} at element {index} (row {index / section.RowLength}, column {index % section.RowLength}); a model with NaN or Inf weights cannot run.",
-                source.SourcePath, "The checkpoint is corrupt; re-download it, or re-save it from a working copy.", problemCode: Safetensors.ProblemCodes.NonFiniteValues);
-        }
-
-        if (section.Transform != SectionTransform.UnpermuteRotary) return values;
-        var permuted = buffers.Permuted.AsSpan(0, n);
-        RotaryUnpermute.Apply(values, permuted, (int)(section.Rows / section.PermuteHeads), section.RowLength);
-        return permuted;
+        return SourceRows.Read(source, section.Transform == SectionTransform.UnpermuteRotary ? section.PermuteHeads : 0, chunk.FirstRow, chunk.Rows,
+            buffers, backend, releaseSource);
     }
 }

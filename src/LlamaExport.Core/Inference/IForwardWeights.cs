@@ -1,3 +1,4 @@
+using LlamaExport.Core.Sources;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Kernels;
 using LlamaExport.Core.Llama2c;
@@ -65,39 +66,24 @@ public sealed class FileForwardWeights(Llama2cFile file, LlamaModelConfig? confi
     public void Dispose() => file.Dispose();
 }
 
-/// <summary>The weights as the source model holds them, through the exporter's own reader (widened, un-permuted).</summary>
-public sealed class SourceForwardWeights : IForwardWeights
+/// <summary>The weights as the source model holds them, through the exporter's own row reader (widened, un-permuted), without a plan.</summary>
+public sealed class SourceForwardWeights(ModelSource source) : IForwardWeights
 {
-    private readonly ModelSource _source;
-    private readonly ExportPlan _plan;
-    private readonly Dictionary<string, int> _sections;
-
-    public SourceForwardWeights(ModelSource source)
-    {
-        _source = source;
-        _plan = ExportPlanner.Create(source, 1);
-        _sections = _plan.Sections.Select((s, i) => (s.Name, i)).ToDictionary(p => p.Name, p => p.i, StringComparer.Ordinal);
-    }
+    private readonly SourceRows _rows = new(source);
+    private readonly ModelSource _source = source;
 
     public LlamaModelConfig Config => _source.Config;
     public int GroupSize => 0;
 
-    private int Section(LlamaTensorRole role, int layer) =>
-        _sections[LlamaTensorRoles.Llama2cName(role == LlamaTensorRole.Output && _plan.SharedClassifier ? LlamaTensorRole.TokEmbeddings : role, layer)];
-
     public int BlockRows(LlamaTensorRole role)
     {
         var (rows, columns) = LlamaTensorRoles.ExpectedShape(role, Config);
-        long align = _source.RotaryPermuted && role is LlamaTensorRole.Wq or LlamaTensorRole.Wk ? Config.HeadSize : 1;
+        long align = _rows.PermutedHeads(role) > 0 ? Config.HeadSize : 1;
         return (int)SectionChunkReader.RowsPerChunk(rows, columns, align, 1 << 18, 0);
     }
 
-    public void ReadRows(LlamaTensorRole role, int layer, long firstRow, int rows, Span<float> destination)
-    {
-        var chunk = new SectionChunk(Section(role, layer), firstRow, rows);
-        var buffers = new ChunkBuffers(destination.Length, 0);
-        SectionChunkReader.Read(_plan, chunk, buffers, ManagedComputeBackend.Instance).CopyTo(destination);
-    }
+    public void ReadRows(LlamaTensorRole role, int layer, long firstRow, int rows, Span<float> destination) =>
+        _rows.ReadRows(role, layer, firstRow, rows, destination);
 
     public void ReadQuantizedRows(LlamaTensorRole role, int layer, long firstRow, int rows, Span<sbyte> codes, Span<float> scales) =>
         throw new NotSupportedException("A source model's weights are not quantized.");

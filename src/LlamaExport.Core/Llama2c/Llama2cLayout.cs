@@ -32,6 +32,9 @@ public sealed record Llama2cLayoutEntry(
 /// </summary>
 public static class Llama2cLayout
 {
+    /// <summary>The llama2.c file versions: 0 (legacy fp32, run.c), 1 (fp32 with a header), 2 (Q8_0, runq.c).</summary>
+    public static IReadOnlyList<int> Versions { get; } = [0, 1, 2];
+
     public static IReadOnlyList<Llama2cLayoutEntry> Describe(int version, LlamaModelConfig c, bool sharedClassifier, int groupSize)
     {
         var entries = new List<Llama2cLayoutEntry>();

@@ -53,6 +53,21 @@ public sealed class ModelSource : IDisposable
     /// <summary>Things the user should know that do not stop the export.</summary>
     public IReadOnlyList<string> Warnings { get; }
 
+    private (bool Shared, string Reason)? _sharedClassifier;
+    private readonly object _gate = new();
+
+    /// <summary>
+    /// Whether the classifier is the embedding (tie_word_embeddings, no classifier tensor, or one equal to the embedding
+    /// bit for bit), and why: decided once per opened source, since deciding may read both tensors whole.
+    /// </summary>
+    public (bool Shared, string Reason) SharedClassifier(Func<(bool Shared, string Reason)>? decide = null)
+    {
+        lock (_gate)
+        {
+            return _sharedClassifier ??= (decide ?? (() => Export.ExportPlanner.DecideSharedClassifier(this, Kernels.ManagedComputeBackend.Instance, CancellationToken.None)))();
+        }
+    }
+
     /// <summary>The source's own name for a llama2.c tensor.</summary>
     public string SourceName(LlamaTensorRole role, int layer) => _nameOf(role, layer);
 
@@ -62,6 +77,7 @@ public sealed class ModelSource : IDisposable
         {
             DisplayName = DisplayName,
             PreferredGroupSize = PreferredGroupSize,
+            _sharedClassifier = _sharedClassifier,
         };
 
     public void Dispose() => Tensors.Dispose();

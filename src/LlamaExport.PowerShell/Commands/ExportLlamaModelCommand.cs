@@ -44,7 +44,7 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
 
     /// <summary>llama2.c format: 0 (legacy fp32), 1 (fp32), 2 (Q8_0, for runq.c).</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ValidateSet("0", "1", "2")]
+    [ValidateSet(typeof(Llama2cVersionSet))]
     public int Version { get; set; } = 2;
 
     /// <summary>
@@ -123,38 +123,30 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
             using var source = ModelSourceLoader.Open(modelPath, MaxSeqLen);
             foreach (var warning in source.Warnings) Warn(source.Name, warning);
 
-            var plan = ExportPlanner.Create(source, Version, RequestedGroupSize, cancellationToken: PipelineStopToken);
-            if (plan.GroupSizeBackoffReason is not null) Warn(source.Name, plan.GroupSizeBackoffReason);
-            if (plan.QuantizationNote is { } note)
-            {
-                if (note.Contains("again", StringComparison.Ordinal)) Warn(source.Name, note);
-                else WriteVerbose($"{source.Name}: {note}");
-            }
-            foreach (var warning in plan.RuntimeWarnings) Warn(source.Name, warning);
-
             var outputPath = ResolveOutputPath(source);
+            var prepared = ExportJob.Prepare(source, new ExportRequest
+            {
+                OutputPath = outputPath,
+                Version = Version,
+                GroupSize = RequestedGroupSize,
+                MemoryMode = MemoryMode,
+                MemoryLimit = MyInvocation.BoundParameters.ContainsKey(nameof(MemoryLimit)) ? MemoryLimit : null,
+                MaxSeqLen = MaxSeqLen,
+                IncludeTokenizer = IncludeTokenizer,
+                Verify = Verify,
+                Force = Force,
+                Backend = _backend,
+            }, PipelineStopToken);
+            foreach (var warning in prepared.Warnings) Warn(source.Name, warning);
+            foreach (var note in prepared.Notes) WriteVerbose($"{source.Name}: {note}");
+
+            var plan = prepared.Plan;
             WriteVerbose($"Plan for '{modelPath}' → '{outputPath}':{Environment.NewLine}{plan}");
             string format = $"llama2.c v{Version} ({(Version == 2 ? $"Q8_0, group size {plan.GroupSize}" : "fp32")}, {Llama2cPrograms.Describe(Version)})";
             if (!ShouldProcess(outputPath, $"Export '{source.Name}' as {format}: {plan.TensorCount} tensors, {plan.TotalBytes:N0} bytes"))
                 return;
 
-            // Refuse before the work starts, not after it.
-            AtomicOutputFile.CheckTarget(outputPath, plan.TotalBytes, Force);
-            var tokenizer = IncludeTokenizer ? TokenizerExport.ForModel(modelPath, source.Config.VocabSize) : null;
-            var tokenizerPath = Path.ChangeExtension(outputPath, ".tokenizer.bin");
-            if (tokenizer is not null) AtomicOutputFile.CheckTarget(tokenizerPath, 1 << 20, Force);
-            var memory = MemoryPolicy.Choose(source.Config, source.RotaryPermuted, plan.GroupSize,
-                _backend is ManagedComputeBackend ? BackendKind.Managed : BackendKind.TorchSharp, MemoryMode,
-                MyInvocation.BoundParameters.ContainsKey(nameof(MemoryLimit)) ? MemoryLimit : null, Force, source.ModelPath);
-            WriteVerbose($"Memory: {memory.Description}.");
-            if (memory.Warning is not null) Warn(source.Name, memory.Warning);
-            var result = Run(plan, outputPath, memory.Settings, _backend);
-            WriteObject(result);
-            if (tokenizer is not null)
-            {
-                var written = TokenizerExport.Write(tokenizer, tokenizerPath, Force);
-                WriteVerbose($"Wrote '{written.OutputPath}': {written.VocabSize} pieces from '{written.SourcePath}'.");
-            }
+            WriteObject(Run(prepared));
         }
         catch (LlamaExportException e)
         {
@@ -177,26 +169,21 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
         WriteWarning($"{model}: {warning}");
     }
 
-    private ExportResult Run(ExportPlan plan, string outputPath, MemorySettings settings, IComputeBackend backend)
+    /// <summary>Runs the export on a worker while this thread pumps its progress, warnings and verbose lines.</summary>
+    private ExportResult Run(PreparedExport prepared)
     {
         var pump = new PipelineThreadPump();
-        var progress = new ProgressReporter(this, 1, $"Exporting {plan.Source.Name}", "Starting");
-        var modelPath = plan.Source.ModelPath;
-        var options = ExportOptions.From(settings, outputPath, Force) with
+        var progress = new ProgressReporter(this, 1, $"Exporting {prepared.Source.Name}", "Starting");
+        var events = new ExportJobEvents
         {
-            Backend = backend,
             Progress = new CallbackProgress<ExportProgress>(p => pump.Post(() => OnProgress(p, progress))),
-            VerifyBeforeCommit = !Verify ? null : pending =>
-            {
-                pump.Post(() => progress.Update(1, "Verifying the written file against the source", force: true));
-                var verdict = ExportVerifier.Verify(pending, modelPath, new VerifyOptions { MaxSeqLen = MaxSeqLen }, PipelineStopToken);
-                pump.Post(() => WriteVerbose($"Verification: {string.Join("; ", verdict.Checks.Select(c => $"{c.Name} {(c.Passed ? "passed" : "FAILED")}"))}"));
-                return verdict.Passed ? null : string.Join("; ", verdict.Failures.Select(f => $"{f.Name}: {f.Detail}"));
-            },
+            Warning = w => pump.Post(() => Warn(prepared.Source.Name, w)),
+            Verbose = v => pump.Post(() => WriteVerbose(v)),
+            Verifying = () => pump.Post(() => progress.Update(1, "Verifying the written file against the source", force: true)),
         };
         try
         {
-            return pump.Run(() => ExportEngine.Run(plan, options, PipelineStopToken));
+            return pump.Run(() => ExportJob.Run(prepared, events, PipelineStopToken).Result);
         }
         finally
         {

@@ -36,7 +36,7 @@ public sealed class GetExportMemoryPlanCommand : PSCmdlet
 
     /// <summary>The llama2.c version to plan for.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ValidateSet("0", "1", "2")]
+    [ValidateSet(typeof(Llama2cVersionSet))]
     public int Version { get; set; } = 2;
 
     /// <summary>The requested Q8_0 group size.</summary>

@@ -1,0 +1,106 @@
+using LlamaExport.Core.Kernels;
+using LlamaExport.Core.Model;
+using LlamaExport.Core.Planning;
+using LlamaExport.Core.Tokenizers;
+using LlamaExport.Core.Verification;
+
+namespace LlamaExport.Core.Export;
+
+/// <summary>What a user asks of one export (Export-LlamaModel's parameters, less the paths' provider details).</summary>
+public sealed record ExportRequest
+{
+    public required string OutputPath { get; init; }
+    public int Version { get; init; } = 2;
+
+    /// <summary>The v2 group size asked for; null for the source's own default.</summary>
+    public int? GroupSize { get; init; }
+
+    public MemoryMode MemoryMode { get; init; } = MemoryMode.Default;
+    public long? MemoryLimit { get; init; }
+    public int? MaxSeqLen { get; init; }
+    public bool IncludeTokenizer { get; init; }
+    public bool Verify { get; init; }
+    public bool Force { get; init; }
+    public IComputeBackend Backend { get; init; } = ManagedComputeBackend.Instance;
+}
+
+/// <summary>What an export will do, decided before anything is written, and what the user should be told about it.</summary>
+public sealed class PreparedExport
+{
+    public required ModelSource Source { get; init; }
+    public required ExportRequest Request { get; init; }
+    public required ExportPlan Plan { get; init; }
+
+    /// <summary>Things that do not stop the export but change what the file is (group-size backoff, runtime settings, requantized Q8_0).</summary>
+    public required IReadOnlyList<string> Warnings { get; init; }
+
+    /// <summary>Things worth saying in -Verbose (Q8_0 copied losslessly).</summary>
+    public required IReadOnlyList<string> Notes { get; init; }
+
+    public string TokenizerPath => Path.ChangeExtension(Request.OutputPath, ".tokenizer.bin");
+}
+
+/// <summary>Callbacks through which a running export talks to its host (the cmdlet's pipeline thread).</summary>
+public sealed class ExportJobEvents
+{
+    public Action<string>? Warning { get; init; }
+    public Action<string>? Verbose { get; init; }
+    public Action? Verifying { get; init; }
+    public IProgress<ExportProgress>? Progress { get; init; }
+}
+
+/// <summary>
+/// One export from start to end, the decisions the cmdlet used to make in one place: the plan, the refusal of an
+/// existing target before the work, the tokenizer beside the model, the memory mode that fits (or the refusal), the
+/// verification of the written file before it is renamed into place, and the tokenizer written after it.
+/// </summary>
+public static class ExportJob
+{
+    public static PreparedExport Prepare(ModelSource source, ExportRequest request, CancellationToken cancellationToken = default)
+    {
+        var plan = ExportPlanner.Create(source, request.Version, request.GroupSize, cancellationToken: cancellationToken);
+        var warnings = new List<string>();
+        var notes = new List<string>();
+        if (plan.GroupSizeBackoffReason is not null) warnings.Add(plan.GroupSizeBackoffReason);
+        warnings.AddRange(plan.RuntimeWarnings);
+        if (plan.QuantizationNote is { } note) (note.Contains("again", StringComparison.Ordinal) ? warnings : notes).Add(note);
+        return new PreparedExport { Source = source, Request = request, Plan = plan, Warnings = warnings, Notes = notes };
+    }
+
+    public static (ExportResult Result, TokenizerExportResult? Tokenizer) Run(PreparedExport prepared, ExportJobEvents? events = null, CancellationToken cancellationToken = default)
+    {
+        var (source, request, plan) = (prepared.Source, prepared.Request, prepared.Plan);
+        events ??= new ExportJobEvents();
+
+        // Refuse before the work starts, not after it.
+        AtomicOutputFile.CheckTarget(request.OutputPath, plan.TotalBytes, request.Force);
+        var tokenizer = request.IncludeTokenizer ? TokenizerExport.ForModel(source.ModelPath, source.Config.VocabSize) : null;
+        if (tokenizer is not null) AtomicOutputFile.CheckTarget(prepared.TokenizerPath, 1 << 20, request.Force);
+        var memory = MemoryPolicy.Choose(source.Config, source.RotaryPermuted, plan.GroupSize,
+            request.Backend is ManagedComputeBackend ? BackendKind.Managed : BackendKind.TorchSharp, request.MemoryMode, request.MemoryLimit, request.Force, source.ModelPath);
+        events.Verbose?.Invoke($"Memory: {memory.Description}.");
+        if (memory.Warning is not null) events.Warning?.Invoke(memory.Warning);
+
+        var options = ExportOptions.From(memory.Settings, request.OutputPath, request.Force) with
+        {
+            Backend = request.Backend,
+            Progress = events.Progress,
+            VerifyBeforeCommit = !request.Verify ? null : pending =>
+            {
+                events.Verifying?.Invoke();
+                var verdict = ExportVerifier.Verify(pending, source.ModelPath, new VerifyOptions { MaxSeqLen = request.MaxSeqLen }, cancellationToken);
+                events.Verbose?.Invoke($"Verification: {string.Join("; ", verdict.Checks.Select(c => $"{c.Name} {(c.Passed ? "passed" : "FAILED")}"))}");
+                return verdict.Passed ? null : string.Join("; ", verdict.Failures.Select(f => $"{f.Name}: {f.Detail}"));
+            },
+        };
+        var result = ExportEngine.Run(plan, options, cancellationToken);
+        TokenizerExportResult? written = null;
+        if (tokenizer is not null)
+        {
+            written = TokenizerExport.Write(tokenizer, prepared.TokenizerPath, request.Force);
+            events.Verbose?.Invoke($"Wrote '{written.OutputPath}': {written.VocabSize} pieces from '{written.SourcePath}'.");
+        }
+
+        return (result, written);
+    }
+}
