@@ -25,28 +25,9 @@ public sealed class GgufFile : IDisposable
     public GgufHeader.Result Header { get; }
 
     /// <summary>Opens and validates; the first error in the header throws <see cref="ErrorIds.GgufInvalid"/> with its problem code.</summary>
-    public static GgufFile Open(string path)
-    {
-        var (handle, length) = OpenHandle(path);
-        try
-        {
-            var header = GgufHeader.Read(handle, length);
-            var errors = header.Problems.Where(p => p.Severity == ProblemSeverity.Error).ToList();
-            if (errors.Count > 0)
-            {
-                throw new LlamaExportException(ErrorIds.GgufInvalid, FailureKind.InvalidData,
-                    $"'{path}' is not a valid GGUF file: {errors[0]}" + (errors.Count > 1 ? $" (and {errors.Count - 1} further problems)" : ""),
-                    path, "Re-download the file, or run Test-Gguf on it to list every problem.", problemCode: errors[0].Code);
-            }
-
-            return new GgufFile(path, handle, length, header);
-        }
-        catch
-        {
-            handle.Dispose();
-            throw;
-        }
-    }
+    public static GgufFile Open(string path) =>
+        SourceFile.OpenValidated(path, GgufHeader.Read, h => h.Problems, (handle, length, header) => new GgufFile(path, handle, length, header),
+            ErrorIds.GgufInvalid, "GGUF", "Test-Gguf");
 
     /// <summary>Validates without throwing for what is wrong with the file (I/O failures still throw).</summary>
     public static GgufHeader.Result Inspect(string path, out long fileLength)
@@ -80,24 +61,7 @@ public sealed class GgufFile : IDisposable
 
     public void Dispose() => _handle.Dispose();
 
-    private static (SafeFileHandle Handle, long Length) OpenHandle(string path)
-    {
-        try
-        {
-            var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
-            return (handle, RandomAccess.GetLength(handle));
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new LlamaExportException(ErrorIds.ShardNotFound, FailureKind.ObjectNotFound, $"The GGUF file '{path}' does not exist.", path,
-                "Check the path, and that every shard of a split model was downloaded.", e);
-        }
-        catch (UnauthorizedAccessException e)
-        {
-            throw new LlamaExportException(ErrorIds.SourceReadFailed, FailureKind.PermissionDenied, $"Cannot read '{path}': access is denied.", path,
-                "Give your account read permission on the model file.", e);
-        }
-    }
+    private static (SafeFileHandle Handle, long Length) OpenHandle(string path) => SourceFile.OpenRead(path);
 }
 
 /// <summary>

@@ -33,29 +33,9 @@ public sealed class SafetensorsFile : IDisposable
     public long DataBytes => Header.Tensors.Sum(t => t.ByteLength);
 
     /// <summary>Opens and validates; any error in the header throws, naming the file, tensor and problem.</summary>
-    public static SafetensorsFile Open(string path)
-    {
-        var (handle, length) = OpenHandle(path);
-        try
-        {
-            var header = SafetensorsHeader.Read(handle, length);
-            var firstError = header.Problems.FirstOrDefault(p => p.Severity == ProblemSeverity.Error);
-            if (firstError is not null)
-            {
-                throw new LlamaExportException(ErrorIds.SafetensorsInvalid, FailureKind.InvalidData,
-                    $"'{path}' is not a valid safetensors file: {firstError}" +
-                    (header.Problems.Count(p => p.Severity == ProblemSeverity.Error) > 1 ? " (and further problems)" : ""),
-                    path, "Re-download the file, or run Test-Safetensors on it to list every problem.", problemCode: firstError.Code);
-            }
-
-            return new SafetensorsFile(path, handle, length, header);
-        }
-        catch
-        {
-            handle.Dispose();
-            throw;
-        }
-    }
+    public static SafetensorsFile Open(string path) =>
+        SourceFile.OpenValidated(path, SafetensorsHeader.Read, h => h.Problems, (handle, length, header) => new SafetensorsFile(path, handle, length, header),
+            ErrorIds.SafetensorsInvalid, "safetensors", "Test-Safetensors");
 
     /// <summary>Validates a file without throwing for format problems (I/O failures still throw).</summary>
     public static SafetensorsHeader.Result Inspect(string path, out long fileLength)
@@ -85,22 +65,5 @@ public sealed class SafetensorsFile : IDisposable
 
     public void Dispose() => _handle.Dispose();
 
-    private static (SafeFileHandle Handle, long Length) OpenHandle(string path)
-    {
-        try
-        {
-            var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
-            return (handle, RandomAccess.GetLength(handle));
-        }
-        catch (FileNotFoundException e)
-        {
-            throw new LlamaExportException(ErrorIds.ShardNotFound, FailureKind.ObjectNotFound, $"The weights file '{path}' does not exist.", path,
-                "Check that the download finished and the folder holds every shard.", e);
-        }
-        catch (UnauthorizedAccessException e)
-        {
-            throw new LlamaExportException(ErrorIds.SourceReadFailed, FailureKind.PermissionDenied, $"Cannot read '{path}': access is denied.", path,
-                "Give your account read permission on the model files.", e);
-        }
-    }
+    private static (SafeFileHandle Handle, long Length) OpenHandle(string path) => SourceFile.OpenRead(path);
 }
