@@ -79,14 +79,17 @@ public sealed partial class Llama2cProgramsTests : IClassFixture<Llama2cPrograms
         return [.. IdPattern().Matches(stdout).Select(m => int.Parse(m.Groups[1].Value))];
     }
 
-    private (string Path, int[] Ids, string ReadableBy) ExportAndInvoke(int version, bool quantizedActivations)
+    private (string Path, int[] Ids, string ReadableBy) ExportAndInvoke(int version, bool quantizedActivations) =>
+        ExportAndInvoke(TestPaths.Stories("hf-f32"), version, quantizedActivations);
+
+    private (string Path, int[] Ids, string ReadableBy) ExportAndInvoke(string model, int version, bool quantizedActivations)
     {
         using var ps = new HostedPowerShell();
         var output = Path.Combine(_programs.Scratch, $"v{version}-{Guid.NewGuid():N}.bin");
         var (results, pipeline) = ps.Run(
             "$null = Export-LlamaModel $model $out -Version $version -Force -WarningAction SilentlyContinue; " +
             "[pscustomobject]@{ Ids = @(Invoke-LlamaModel $out -Steps 64 -QuantizedActivations:$quantized); ReadableBy = (Test-LlamaExport $out -WarningAction SilentlyContinue).ReadableBy }",
-            new Dictionary<string, object?> { ["model"] = TestPaths.Stories("hf-f32"), ["out"] = output, ["version"] = version, ["quantized"] = quantizedActivations });
+            new Dictionary<string, object?> { ["model"] = model, ["out"] = output, ["version"] = version, ["quantized"] = quantizedActivations });
         Assert.False(pipeline.HadErrors, string.Join("; ", pipeline.Streams.Error));
         var result = Assert.Single(results);
         var ids = ((object[])result.Properties["Ids"].Value).Select(o => Convert.ToInt32(o is System.Management.Automation.PSObject p ? p.BaseObject : o)).ToArray();
@@ -103,6 +106,22 @@ public sealed partial class Llama2cProgramsTests : IClassFixture<Llama2cPrograms
         Assert.Equal(runC, ours);
         Assert.Equal("run.c", readableBy);
         Assert.Equal(GreedyGolden("run-c-v0-original"), runC);
+    }
+
+    /// <summary>GGUF → runq.c: a Q8_0 GGUF copied losslessly, every K-quant type requantized, and stories260K's F32 GGUF (the golden's ids).</summary>
+    [SkippableTheory]
+    [InlineData("model32-q8_0.gguf")]
+    [InlineData("kquants-mixed.gguf")]
+    [InlineData("stories260K-f32.gguf")]
+    public void Runq_c_generates_from_a_GGUF_export_the_ids_Invoke_LlamaModel_gives(string file)
+    {
+        Skip.If(_programs.Compiler is null, "No C compiler (cc, gcc or clang) on the PATH, so llama2.c's runq.c cannot be compiled here.");
+        var (path, ours, readableBy) = ExportAndInvoke(TestPaths.Fixture("gguf", file), 2, quantizedActivations: true);
+        var runq = Generate(_programs.RunqC, path, 64);
+        Assert.True(runq.Length > 8, $"runq.c printed only {runq.Length} ids");
+        Assert.Equal(runq, ours);
+        Assert.Equal("runq.c", readableBy);
+        if (file.StartsWith("stories260K", StringComparison.Ordinal)) Assert.Equal(GreedyGolden("runq-c-v2-gs4"), runq);
     }
 
     [SkippableFact]
