@@ -20,6 +20,9 @@ public sealed record ZipEntrySpec(string Name, byte[] Data)
     /// <summary>Write the directory's sizes as 0xFFFFFFFF with this zip64 size.</summary>
     public long? Zip64Size { get; init; }
 
+    /// <summary>Point the directory at another entry's local header (by index) instead of this one's.</summary>
+    public int? SharesHeaderWith { get; init; }
+
     /// <summary>A size both headers claim instead of the data's real length (an entry that reaches into the next).</summary>
     public uint? ClaimedSize { get; init; }
 }
@@ -76,7 +79,7 @@ public static class TorchZip
             w.Write((ushort)0); // disk
             w.Write((ushort)0); // internal attributes
             w.Write(0u); // external attributes
-            w.Write((uint)offsets[i]);
+            w.Write((uint)offsets[e.SharesHeaderWith ?? i]);
             w.Write(name);
             w.Write(extra);
         }

@@ -168,6 +168,7 @@ public class HostileCheckpointTests
         { "absolute-name", CheckpointProblemCodes.UnsafeName },
         { "duplicate-name", CheckpointProblemCodes.DuplicateEntry },
         { "overlapping-entries", CheckpointProblemCodes.EntryOverlap },
+        { "two-entries-one-header", CheckpointProblemCodes.EntryOverlap },
         { "os-system", CheckpointProblemCodes.PickleGlobalRefused },
         { "object-bomb", CheckpointProblemCodes.PickleTooLarge },
     };
@@ -203,6 +204,9 @@ public class HostileCheckpointTests
             case "overlapping-entries":
                 var weight = seed.FindIndex(e => e.Name.EndsWith("/data/0", StringComparison.Ordinal));
                 return TorchZip.Build(Change(e => ReferenceEquals(e, seed[weight]), e => e with { ClaimedSize = (uint)e.Data.Length + 40 }));
+            case "two-entries-one-header":
+                int first = seed.FindIndex(e => e.Name.EndsWith("/data/0", StringComparison.Ordinal));
+                return TorchZip.Build(Change(e => e.Name.EndsWith("/data/1", StringComparison.Ordinal), e => e with { SharesHeaderWith = first }));
             case "os-system":
                 var p = new List<byte> { 0x80, 2 };
                 HostileCheckpoints.Global(p, "os", "system");

@@ -152,16 +152,7 @@ public static class GgufInspector
 
                 if (allZero && bytes.IndexOfAnyExcept((byte)0) >= 0) allZero = false;
                 Float32Conversion.ToFloat32(tensor.DType, bytes, floats);
-                if (Float32Conversion.IndexOfNonFinite(floats) >= 0)
-                {
-                    for (int i = 0; i < floats.Length; i++)
-                    {
-                        if (float.IsNaN(floats[i])) nan++;
-                        else if (float.IsInfinity(floats[i])) inf++;
-                        else continue;
-                        if (firstBad < 0) firstBad = row * tensor.RowLength + i;
-                    }
-                }
+                Float32Conversion.CountNonFinite(floats, row * tensor.RowLength, ref nan, ref inf, ref firstBad);
 
                 done += bytes.Length;
                 progress?.Report(new InspectionProgress { Path = path, Activity = "Reading tensor data", BytesDone = done, BytesTotal = total });

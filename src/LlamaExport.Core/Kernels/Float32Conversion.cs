@@ -11,6 +11,22 @@ namespace LlamaExport.Core.Kernels;
 /// </summary>
 public static class Float32Conversion
 {
+    /// <summary>
+    /// Adds the NaN and infinite values of a chunk to running counts, and the index of the first (counting from
+    /// <paramref name="firstElement"/>) when none was found before; a finite chunk costs one vector scan.
+    /// </summary>
+    public static void CountNonFinite(ReadOnlySpan<float> values, long firstElement, ref long nan, ref long inf, ref long firstBad)
+    {
+        if (IndexOfNonFinite(values) < 0) return;
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (float.IsNaN(values[i])) nan++;
+            else if (float.IsInfinity(values[i])) inf++;
+            else continue;
+            if (firstBad < 0) firstBad = firstElement + i;
+        }
+    }
+
     public static void ToFloat32(TensorDType dtype, ReadOnlySpan<byte> source, Span<float> destination)
     {
         switch (dtype)

@@ -129,9 +129,16 @@ public static class StoredZip
     private static void ReadLocalHeaders(SafeFileHandle handle, long length, IEnumerable<ZipEntryInfo> entries, long directoryOffset, CheckpointSink sink)
     {
         var header = new byte[30];
+        long headerBytes = 0;
+        ZipEntryInfo? last = null;
         foreach (var entry in entries.OrderBy(e => e.LocalHeaderOffset))
         {
             if (entry.LocalHeaderOffset > length - 30) throw sink.Error(CheckpointProblemCodes.EntryOutOfBounds, $"the entry '{Shorten(entry.Name)}' points outside the file");
+            // Entries that share a local header overlap; so do headers that add up to more than the file. Either ends the
+            // reading, so a directory of a million entries pointing at one large header cannot make it read gigabytes.
+            if (last is not null && entry.LocalHeaderOffset == last.LocalHeaderOffset)
+                throw sink.Error(CheckpointProblemCodes.EntryOverlap, $"the entries '{Shorten(last.Name)}' and '{Shorten(entry.Name)}' share one local header");
+            last = entry;
             RandomAccessExtensions.ReadExactly(handle, header, entry.LocalHeaderOffset);
             if (BinaryPrimitives.ReadUInt32LittleEndian(header) != LocalHeader)
                 throw sink.Error(CheckpointProblemCodes.LocalHeaderMismatch, $"the local header of '{Shorten(entry.Name)}' is damaged");
@@ -143,6 +150,9 @@ public static class StoredZip
             int nameLength = BinaryPrimitives.ReadUInt16LittleEndian(header.AsSpan(26));
             int extraLength = BinaryPrimitives.ReadUInt16LittleEndian(header.AsSpan(28));
             long dataOffset = entry.LocalHeaderOffset + 30 + nameLength + extraLength;
+            headerBytes += 30 + nameLength + extraLength;
+            if (headerBytes > length)
+                throw sink.Error(CheckpointProblemCodes.EntryOverlap, "the entries' local headers add up to more bytes than the file holds, so they overlap");
             if (dataOffset > length || entry.Size > length - dataOffset)
                 throw sink.Error(CheckpointProblemCodes.EntryOutOfBounds, $"the entry '{Shorten(entry.Name)}' runs past the end of the file; it may be truncated");
             var variable = new byte[nameLength + extraLength];

@@ -162,16 +162,7 @@ public static class SafetensorsInspector
                 {
                     var values = floats.AsSpan(0, n);
                     Float32Conversion.ToFloat32(tensor.DType, bytes, values);
-                    if (Float32Conversion.IndexOfNonFinite(values) >= 0)
-                    {
-                        for (int i = 0; i < values.Length; i++)
-                        {
-                            if (float.IsNaN(values[i])) nan++;
-                            else if (float.IsInfinity(values[i])) inf++;
-                            else continue;
-                            if (firstBad < 0) firstBad = first + i;
-                        }
-                    }
+                    Float32Conversion.CountNonFinite(values, first, ref nan, ref inf, ref firstBad);
                 }
 
                 done += bytes.Length;
