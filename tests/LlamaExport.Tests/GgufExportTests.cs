@@ -92,15 +92,17 @@ public class GgufExportTests
 
         using var model = ModelSourceLoader.Open(Gguf("model32-q8_0.gguf"));
         var plan = ExportPlanner.Create(model, 2);
-        Assert.Contains("copied losslessly", plan.QuantizationNote);
+        Assert.Contains("copied losslessly", plan.Q8CopyNote);
+        Assert.Null(plan.Q8RequantizeWarning);
         var requantized = ExportPlanner.Create(model, 2, 16);
-        Assert.Contains("quantized again at group size 16", requantized.QuantizationNote);
+        Assert.Contains("quantized again at group size 16", requantized.Q8RequantizeWarning);
+        Assert.Null(requantized.Q8CopyNote);
 
         // stories260K's hidden_dim 172 admits no group size 32, so the default stays 64 (backing off to 4) and says why.
         using var stories = ModelSourceLoader.Open(Gguf("stories260K-q8_0.gguf"));
         var storiesPlan = ExportPlanner.Create(stories, 2);
         Assert.Equal(4, storiesPlan.GroupSize);
-        Assert.Contains("cannot be kept", storiesPlan.QuantizationNote);
+        Assert.Contains("cannot be kept", storiesPlan.Q8RequantizeWarning);
     }
 
     /// <summary>

@@ -63,7 +63,8 @@ public static class ExportJob
         var notes = new List<string>();
         if (plan.GroupSizeBackoffReason is not null) warnings.Add(plan.GroupSizeBackoffReason);
         warnings.AddRange(plan.RuntimeWarnings);
-        if (plan.QuantizationNote is { } note) (note.Contains("again", StringComparison.Ordinal) ? warnings : notes).Add(note);
+        if (plan.Q8RequantizeWarning is { } requantized) warnings.Add(requantized);
+        if (plan.Q8CopyNote is { } copied) notes.Add(copied);
         return new PreparedExport { Source = source, Request = request, Plan = plan, Warnings = warnings, Notes = notes };
     }
 

@@ -19,8 +19,11 @@ public sealed class ExportPlan
 
     /// <summary>What the model's settings mean for the programs that will run the file (rope, eps, KV cache size).</summary>
     public IReadOnlyList<string> RuntimeWarnings { get; init; } = [];
-    /// <summary>For a ggml Q8_0 source: whether its blocks are copied losslessly or requantized (with what that costs).</summary>
-    public string? QuantizationNote { get; init; }
+    /// <summary>For a ggml Q8_0 source whose blocks are all copied: says so (worth a verbose line).</summary>
+    public string? Q8CopyNote { get; init; }
+
+    /// <summary>For a ggml Q8_0 source whose blocks are quantized again: what that costs, and whether 32 would keep them (a warning).</summary>
+    public string? Q8RequantizeWarning { get; init; }
 
     public required bool SharedClassifier { get; init; }
     public required string SharedClassifierReason { get; init; }

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Kernels;
 using LlamaExport.Core.Llama2c;
@@ -26,7 +25,7 @@ public static class ExportPlanner
         string? backoff = null;
         if (version == 2) (groupSize, backoff) = GroupSizeRule.Resolve(requested, c.Dim, c.HiddenDim);
 
-        var (shared, sharedReason) = source.SharedClassifier(() => DecideSharedClassifier(source, backend ?? ManagedComputeBackend.Instance, cancellationToken));
+        var (shared, sharedReason) = source.SharedClassifier(backend, cancellationToken);
         var header = Llama2cHeader.Build(version, c, shared, groupSize);
         var sections = new List<ExportSection>();
         foreach (var entry in Llama2cLayout.Describe(version, c, shared, groupSize))
@@ -66,6 +65,7 @@ public static class ExportPlanner
             });
         }
 
+        var q8 = version == 2 ? Q8SourceNotes(sections, groupSize, c) : default;
         return new ExportPlan
         {
             Source = source,
@@ -78,62 +78,24 @@ public static class ExportPlanner
             SharedClassifierReason = sharedReason,
             Header = header,
             Sections = sections,
-            QuantizationNote = version == 2 ? Q8SourceNote(sections, groupSize, c) : null,
+            Q8CopyNote = q8.Copied,
+            Q8RequantizeWarning = q8.Requantized,
         };
     }
 
     /// <summary>What happens to a ggml Q8_0 source's blocks: copied losslessly at group size 32, requantized otherwise.</summary>
-    private static string? Q8SourceNote(IReadOnlyList<ExportSection> sections, int groupSize, LlamaModelConfig c)
+    private static (string? Copied, string? Requantized) Q8SourceNotes(IReadOnlyList<ExportSection> sections, int groupSize, LlamaModelConfig c)
     {
         var q8 = sections.Where(s => s.Encoding == SectionEncoding.Q8_0 && s.Source?.DType == TensorDType.Q8_0).ToList();
-        if (q8.Count == 0) return null;
+        if (q8.Count == 0) return default;
         int copied = q8.Count(s => Llama2c.Llama2cEncoder.CopiesQ8(s, groupSize));
         if (copied == q8.Count)
-            return $"{copied} Q8_0 tensors are copied losslessly: group size 32 is the source's own block, so every int8 code is kept and every fp16 scale widened exactly.";
+            return ($"{copied} Q8_0 tensors are copied losslessly: group size 32 is the source's own block, so every int8 code is kept and every fp16 scale widened exactly.", null);
         string alternative = GroupSizeRule.Unreadable(Llama2c.Llama2cEncoder.GgmlQ8Block, c.Dim, c.HiddenDim) is { } why
             ? $"they cannot be kept as they are: {why}"
             : "at -GroupSize 32 (the default for this source) they are copied losslessly";
-        return $"{q8.Count - copied} of the source's {q8.Count} Q8_0 tensors are dequantized and quantized again at group size {groupSize}, which adds error; {alternative}.";
+        return (null, $"{q8.Count - copied} of the source's {q8.Count} Q8_0 tensors are dequantized and quantized again at group size {groupSize}, which adds error; {alternative}.");
     }
 
     private static ISourceTensor Resolve(ModelSource source, LlamaTensorRole role, int layer) => SourceRows.Resolve(source, role, layer);
-
-    /// <summary>export.py's test, made once per opened source (the engine, the verifier and the forward pass share it).</summary>
-    internal static (bool Shared, string Reason) DecideSharedClassifier(ModelSource source, IComputeBackend backend, CancellationToken cancellationToken)
-    {
-        if (source.Config.TieWordEmbeddings) return (true, "tie_word_embeddings is true");
-        var outputName = source.SourceName(LlamaTensorRole.Output, 0);
-        if (!source.Tensors.TryGetTensor(outputName, out var output)) return (true, $"{outputName} is absent");
-        var embedding = Resolve(source, LlamaTensorRole.TokEmbeddings, 0);
-        if (!output.Shape.SequenceEqual(embedding.Shape)) return (false, $"{outputName} differs from the embedding");
-        return TensorsEqual(embedding, output, backend, cancellationToken)
-            ? (true, $"{outputName} equals the embedding bit for bit")
-            : (false, $"{outputName} differs from the embedding");
-    }
-
-    /// <summary>export.py's torch.equal test, done in chunks so neither tensor is ever whole in memory.</summary>
-    private static bool TensorsEqual(ISourceTensor a, ISourceTensor b, IComputeBackend backend, CancellationToken cancellationToken)
-    {
-        int rowsPerChunk = (int)Math.Max(1, Math.Min(a.RowCount, (1 << 18) / Math.Max(1, a.RowLength)));
-        int elements = checked((int)(rowsPerChunk * a.RowLength));
-        var rawA = new byte[TensorDTypeInfo.ByteCount(a.DType, elements)];
-        var rawB = new byte[TensorDTypeInfo.ByteCount(b.DType, elements)];
-        var floatA = new float[elements];
-        var floatB = new float[elements];
-        for (long row = 0; row < a.RowCount; row += rowsPerChunk)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            int rows = (int)Math.Min(rowsPerChunk, a.RowCount - row);
-            int n = checked((int)(rows * a.RowLength));
-            var bytesA = rawA.AsSpan(0, (int)TensorDTypeInfo.ByteCount(a.DType, n));
-            var bytesB = rawB.AsSpan(0, (int)TensorDTypeInfo.ByteCount(b.DType, n));
-            a.ReadRows(row, rows, bytesA);
-            b.ReadRows(row, rows, bytesB);
-            backend.ConvertToFloat32(a.DType, bytesA, floatA.AsSpan(0, n));
-            backend.ConvertToFloat32(b.DType, bytesB, floatB.AsSpan(0, n));
-            if (!MemoryMarshal.AsBytes(floatA.AsSpan(0, n)).SequenceEqual(MemoryMarshal.AsBytes(floatB.AsSpan(0, n)))) return false;
-        }
-
-        return true;
-    }
 }

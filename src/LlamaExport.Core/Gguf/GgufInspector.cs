@@ -54,9 +54,9 @@ public static class GgufInspector
         List<string>? zeros = null;
         if (!problems.Any(p => p.Severity == ProblemSeverity.Error))
         {
-            CheckModel(path, problems);
-            if (deep && !problems.Any(p => p.Severity == ProblemSeverity.Error))
-                (nan, inf, zeros) = ScanData(path, problems, progress, cancellationToken);
+            using var model = CheckModel(path, problems);
+            if (deep && model is not null && !problems.Any(p => p.Severity == ProblemSeverity.Error))
+                (nan, inf, zeros) = ScanData(path, (GgufSource)model.Tensors, problems, progress, cancellationToken);
         }
 
         string? hash = null;
@@ -86,11 +86,13 @@ public static class GgufInspector
     }
 
     /// <summary>What the exporter checks past the header: the whole split set opens, and the model makes a llama2.c config.</summary>
-    private static void CheckModel(string path, List<SafetensorsProblem> problems)
+    /// <returns>The opened model, for the deep scan to read; null when it cannot be opened (the problem is recorded).</returns>
+    private static ModelSource? CheckModel(string path, List<SafetensorsProblem> problems)
     {
+        ModelSource? source = null;
         try
         {
-            using var source = GgufFormat.Instance.Open(path, null);
+            source = GgufFormat.Instance.Open(path, null);
             foreach (var role in Enum.GetValues<LlamaTensorRole>())
             {
                 for (int layer = 0; layer < (LlamaTensorRoles.IsPerLayer(role) ? source.Config.Layers : 1); layer++)
@@ -103,27 +105,28 @@ public static class GgufInspector
                         continue;
                     }
 
-                    var (rows, columns) = LlamaTensorRoles.ExpectedShape(role, source.Config);
-                    bool matches = columns == 1 ? info.Shape.Count == 1 && info.Shape[0] == rows : info.Shape.Count == 2 && info.Shape[0] == rows && info.Shape[1] == columns;
-                    if (!matches)
+                    if (LlamaTensorRoles.ShapeMismatch(info.Shape, role, source.Config) is { } expected)
                         problems.Add(new SafetensorsProblem(ErrorIds.TensorShapeMismatch, ProblemSeverity.Error,
-                            $"its shape {SourceTensorExtensions.FormatShape(info.Shape)} is not the {(columns == 1 ? $"({rows})" : $"({rows}, {columns})")} that the llama.* keys imply.", name));
+                            $"its shape {SourceTensorExtensions.FormatShape(info.Shape)} is not the {expected} that the llama.* keys imply.", name));
                 }
             }
+
+            return source;
         }
         catch (LlamaExportException e)
         {
+            source?.Dispose();
             problems.Add(new SafetensorsProblem(e.ProblemCode ?? e.ErrorId, ProblemSeverity.Error, e.Message));
+            return null;
         }
     }
 
     /// <summary>Reads every exportable tensor in bounded chunks of whole rows, dequantized as the export would.</summary>
-    private static (long NaN, long Inf, List<string> Zeros) ScanData(string path, List<SafetensorsProblem> problems,
+    private static (long NaN, long Inf, List<string> Zeros) ScanData(string path, GgufSource source, List<SafetensorsProblem> problems,
         IProgress<InspectionProgress>? progress, CancellationToken cancellationToken)
     {
         long nanTotal = 0, infTotal = 0, done = 0;
         var zeros = new List<string>();
-        using var source = GgufSource.Open(path);
         var tensors = source.TensorNames.Select(n => source.TryGetTensor(n, out var t) ? (PositionalTensor)t : null!).OrderBy(t => t.DataOffset).ToList();
         long total = tensors.Where(t => Path.GetFullPath(t.SourcePath) == Path.GetFullPath(path)).Sum(t => t.ByteLength);
         foreach (var tensor in tensors)

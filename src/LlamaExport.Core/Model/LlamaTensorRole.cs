@@ -49,6 +49,14 @@ public static class LlamaTensorRoles
         _ => role.ToString(),
     };
 
+    /// <summary>Null when a tensor's shape is what the config implies for its role; otherwise that shape, written out.</summary>
+    public static string? ShapeMismatch(IReadOnlyList<long> shape, LlamaTensorRole role, LlamaModelConfig c)
+    {
+        var (rows, columns) = ExpectedShape(role, c);
+        bool matches = columns == 1 ? shape.Count == 1 && shape[0] == rows : shape.Count == 2 && shape[0] == rows && shape[1] == columns;
+        return matches ? null : columns == 1 ? $"({rows})" : $"({rows}, {columns})";
+    }
+
     /// <summary>The (rows, columns) llama2.c expects for a role; 1-D tensors have one column.</summary>
     public static (long Rows, long Columns) ExpectedShape(LlamaTensorRole role, LlamaModelConfig c) => role switch
     {

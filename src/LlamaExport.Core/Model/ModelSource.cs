@@ -60,11 +60,11 @@ public sealed class ModelSource : IDisposable
     /// Whether the classifier is the embedding (tie_word_embeddings, no classifier tensor, or one equal to the embedding
     /// bit for bit), and why: decided once per opened source, since deciding may read both tensors whole.
     /// </summary>
-    public (bool Shared, string Reason) SharedClassifier(Func<(bool Shared, string Reason)>? decide = null)
+    public (bool Shared, string Reason) SharedClassifier(Kernels.IComputeBackend? backend = null, CancellationToken cancellationToken = default)
     {
         lock (_gate)
         {
-            return _sharedClassifier ??= (decide ?? (() => Export.ExportPlanner.DecideSharedClassifier(this, Kernels.ManagedComputeBackend.Instance, CancellationToken.None)))();
+            return _sharedClassifier ??= SourceRows.DecideSharedClassifier(this, backend ?? Kernels.ManagedComputeBackend.Instance, cancellationToken);
         }
     }
 

@@ -30,7 +30,7 @@ public static class MemoryPlanner
         var warnings = source.Warnings.ToList();
         if (plan.GroupSizeBackoffReason is not null) warnings.Add(plan.GroupSizeBackoffReason);
         warnings.AddRange(plan.RuntimeWarnings);
-        if (plan.QuantizationNote is { } note && note.Contains("again", StringComparison.Ordinal)) warnings.Add(note);
+        if (plan.Q8RequantizeWarning is { } requantized) warnings.Add(requantized);
         var ignored = source.Format != Model.SourceFormat.HuggingFaceSafetensors ? []
             : Directory.EnumerateFiles(modelPath, "*.bin").Concat(Directory.EnumerateFiles(modelPath, "*.pth")).Select(Path.GetFileName).ToList();
         if (ignored.Count > 0)

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Kernels;
 using LlamaExport.Core.Model;
@@ -72,13 +73,8 @@ public sealed class SourceRows(ModelSource source)
                 $"The model has no tensor '{name}' ({LlamaTensorRoles.Llama2cName(role, layer)}), which a {source.Config.Layers}-layer Llama needs.",
                 source.ModelPath, "The checkpoint is incomplete or is not a Llama model; re-download it, checking that every shard is present.");
 
-        var (rows, columns) = LlamaTensorRoles.ExpectedShape(role, source.Config);
-        bool matches = columns == 1
-            ? tensor.Shape.Count == 1 && tensor.Shape[0] == rows
-            : tensor.Shape.Count == 2 && tensor.Shape[0] == rows && tensor.Shape[1] == columns;
-        if (!matches)
+        if (LlamaTensorRoles.ShapeMismatch(tensor.Shape, role, source.Config) is { } expected)
         {
-            string expected = columns == 1 ? $"({rows})" : $"({rows}, {columns})";
             throw new LlamaExportException(ErrorIds.TensorShapeMismatch, FailureKind.InvalidData,
                 $"'{name}' in '{tensor.SourcePath}' has shape {SourceTensorExtensions.FormatShape(tensor.Shape)}, but the config implies {expected}.",
                 tensor.SourcePath, "The config and the weights do not belong together; download them from the same revision.");
@@ -89,5 +85,44 @@ public sealed class SourceRows(ModelSource source)
                 $"'{name}' in '{tensor.SourcePath}' is stored as {TensorDTypeInfo.ShortName(tensor.DType)}; only F32, F16, BF16 and ggml's quantized blocks convert exactly to float32.",
                 tensor.SourcePath, "Export from the model's F32, F16 or BF16 weights, or a GGUF quantized with a supported type.");
         return tensor;
+    }
+
+    /// <summary>export.py's test, made once per opened source (the engine, the verifier and the forward pass share it).</summary>
+    internal static (bool Shared, string Reason) DecideSharedClassifier(ModelSource source, IComputeBackend backend, CancellationToken cancellationToken)
+    {
+        if (source.Config.TieWordEmbeddings) return (true, "tie_word_embeddings is true");
+        var outputName = source.SourceName(LlamaTensorRole.Output, 0);
+        if (!source.Tensors.TryGetTensor(outputName, out var output)) return (true, $"{outputName} is absent");
+        var embedding = Resolve(source, LlamaTensorRole.TokEmbeddings, 0);
+        if (!output.Shape.SequenceEqual(embedding.Shape)) return (false, $"{outputName} differs from the embedding");
+        return TensorsEqual(embedding, output, backend, cancellationToken)
+            ? (true, $"{outputName} equals the embedding bit for bit")
+            : (false, $"{outputName} differs from the embedding");
+    }
+
+    /// <summary>export.py's torch.equal test, done in chunks so neither tensor is ever whole in memory.</summary>
+    private static bool TensorsEqual(ISourceTensor a, ISourceTensor b, IComputeBackend backend, CancellationToken cancellationToken)
+    {
+        int rowsPerChunk = (int)Math.Max(1, Math.Min(a.RowCount, (1 << 18) / Math.Max(1, a.RowLength)));
+        int elements = checked((int)(rowsPerChunk * a.RowLength));
+        var rawA = new byte[TensorDTypeInfo.ByteCount(a.DType, elements)];
+        var rawB = new byte[TensorDTypeInfo.ByteCount(b.DType, elements)];
+        var floatA = new float[elements];
+        var floatB = new float[elements];
+        for (long row = 0; row < a.RowCount; row += rowsPerChunk)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int rows = (int)Math.Min(rowsPerChunk, a.RowCount - row);
+            int n = checked((int)(rows * a.RowLength));
+            var bytesA = rawA.AsSpan(0, (int)TensorDTypeInfo.ByteCount(a.DType, n));
+            var bytesB = rawB.AsSpan(0, (int)TensorDTypeInfo.ByteCount(b.DType, n));
+            a.ReadRows(row, rows, bytesA);
+            b.ReadRows(row, rows, bytesB);
+            backend.ConvertToFloat32(a.DType, bytesA, floatA.AsSpan(0, n));
+            backend.ConvertToFloat32(b.DType, bytesB, floatB.AsSpan(0, n));
+            if (!MemoryMarshal.AsBytes(floatA.AsSpan(0, n)).SequenceEqual(MemoryMarshal.AsBytes(floatB.AsSpan(0, n)))) return false;
+        }
+
+        return true;
     }
 }

@@ -120,7 +120,8 @@ public sealed class GetQ8StatsCommand : PSCmdlet
         foreach (var warning in source.Warnings) WriteWarning($"{source.Name}: {warning}");
         var plan = ExportPlanner.Create(source, 2, RequestedGroupSize, cancellationToken: PipelineStopToken);
         if (plan.GroupSizeBackoffReason is not null) WriteWarning($"{source.Name}: {plan.GroupSizeBackoffReason}");
-        if (plan.QuantizationNote is { } note) WriteVerbose($"{source.Name}: {note}");
+        if (plan.Q8RequantizeWarning is { } requantized) WriteWarning($"{source.Name}: {requantized}");
+        if (plan.Q8CopyNote is { } copied) WriteVerbose($"{source.Name}: {copied}");
         Emit(Q8StatsRunner.FromModel(plan, Options(), PipelineStopToken), source.Name, plan.Sections.Count(s => s.Encoding == SectionEncoding.Q8_0),
             plan.Sections.Sum(s => s.Elements), plan.TotalBytes, plan.SourceBytes);
     }
