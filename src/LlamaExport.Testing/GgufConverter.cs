@@ -10,11 +10,14 @@ namespace LlamaExport.Testing;
 /// <summary>
 /// Writes a model folder as one GGUF file, streaming row chunks (never a whole tensor), as llama.cpp's converter lays
 /// it out: llama.cpp's names, F32 vectors, matrices in Q8_0 (ggml's rule: d = max|x| / 127 as fp16, q = round(x / d))
-/// or as they are (BF16 stays BF16, anything else becomes F32). For the benchmark's GGUF rows; q/k are un-permuted as the converter does.
+/// or as they are (BF16 stays BF16, anything else becomes F32). For the benchmark's GGUF rows and the tests; HF q/k are un-permuted as the converter does.
 /// </summary>
 public static class GgufConverter
 {
-    public static void Write(string modelPath, string outputPath, bool q8)
+    /// <param name="extraMetadata">Keys written after the llama.* ones (token ids, say).</param>
+    /// <param name="extraTensors">Tensors written as given after the model's (rope_freqs, say).</param>
+    public static void Write(string modelPath, string outputPath, bool q8, IEnumerable<(string Key, object Value)>? extraMetadata = null,
+        IReadOnlyList<GgufTensorSpec>? extraTensors = null)
     {
         using var model = ModelSourceLoader.Open(modelPath);
         var c = model.Config;
@@ -51,9 +54,11 @@ public static class GgufConverter
             ("llama.vocab_size", (uint)c.VocabSize),
             ("general.file_type", q8 ? 7u : 32u),
         };
+        metadata.AddRange(extraMetadata ?? []);
+        extraTensors ??= [];
         var header = GgufWriter.Build(metadata, [], alignment: 1);
         // The metadata part of a zero-tensor header, with the real tensor count patched in.
-        BinaryPrimitives.WriteUInt64LittleEndian(header.AsSpan(8), (ulong)tensors.Count);
+        BinaryPrimitives.WriteUInt64LittleEndian(header.AsSpan(8), (ulong)(tensors.Count + extraTensors.Count));
         w.Write(header);
         long offset = 0;
         foreach (var t in tensors)
@@ -69,10 +74,28 @@ public static class GgufConverter
             offset += (Bytes(t) + alignment - 1) / alignment * alignment;
         }
 
+        foreach (var t in extraTensors)
+        {
+            var name = Encoding.UTF8.GetBytes(t.Name);
+            w.Write((ulong)name.Length);
+            w.Write(name);
+            w.Write((uint)t.Dims.Length);
+            foreach (var d in t.Dims) w.Write((ulong)d);
+            w.Write((uint)t.GgmlType);
+            w.Write((ulong)offset);
+            offset += (t.Data.Length + alignment - 1) / alignment * alignment;
+        }
+
         Pad(w, alignment);
         foreach (var t in tensors)
         {
-            WriteData(w, t.Source, t.Type, t.Role, c);
+            WriteData(w, t.Source, t.Type, t.Role, c, unpermute: model.RotaryPermuted);
+            Pad(w, alignment);
+        }
+
+        foreach (var t in extraTensors)
+        {
+            w.Write(t.Data);
             Pad(w, alignment);
         }
     }
@@ -83,9 +106,9 @@ public static class GgufConverter
         for (long p = position; p % alignment != 0; p++) w.Write((byte)0);
     }
 
-    private static void WriteData(BinaryWriter w, ISourceTensor t, int type, LlamaTensorRole role, LlamaModelConfig c)
+    private static void WriteData(BinaryWriter w, ISourceTensor t, int type, LlamaTensorRole role, LlamaModelConfig c, bool unpermute)
     {
-        int heads = role == LlamaTensorRole.Wq ? c.Heads : role == LlamaTensorRole.Wk ? c.KvHeads : 0;
+        int heads = !unpermute ? 0 : role == LlamaTensorRole.Wq ? c.Heads : role == LlamaTensorRole.Wk ? c.KvHeads : 0;
         long rowsPerHead = heads > 0 ? t.RowCount / heads : 1;
         int rowsPerChunk = (int)Math.Max(rowsPerHead, Math.Max(1, (1 << 20) / Math.Max(1, t.RowLength)) / rowsPerHead * rowsPerHead);
         var raw = new byte[TensorDTypeInfo.ByteCount(t.DType, rowsPerChunk * t.RowLength)];

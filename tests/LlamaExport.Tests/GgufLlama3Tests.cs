@@ -38,58 +38,13 @@ public class GgufLlama3Tests
         return factors;
     }
 
-    /// <summary>llama3-tiny as a GGUF: F32 tensors under llama.cpp's names, q/k in the interleaved order, rope_freqs.</summary>
+    /// <summary>llama3-tiny as a GGUF, converted the way convert_hf_to_gguf.py does it: BF16 tensors under llama.cpp's names, q/k in the interleaved order, rope_freqs, the token ids.</summary>
     internal static void WriteTinyLlama3(string path, bool withRopeFreqs = true, float[]? factors = null)
     {
-        using var model = ModelSourceLoader.Open(Llama3ModelTests.Tiny());
-        var c = model.Config;
-        var tensors = new List<GgufTensorSpec>();
-        foreach (var role in Enum.GetValues<LlamaTensorRole>())
-        {
-            for (int layer = 0; layer < (LlamaTensorRoles.IsPerLayer(role) ? c.Layers : 1); layer++)
-            {
-                if (!model.Tensors.TryGetTensor(model.SourceName(role, layer), out var t)) continue; // tied: no lm_head
-                var raw = new byte[TensorDTypeInfo.ByteCount(t.DType, t.ElementCount)];
-                t.ReadRows(0, (int)t.RowCount, raw);
-                var values = new float[t.ElementCount];
-                Float32Conversion.ToFloat32(t.DType, raw, values);
-                if (role is LlamaTensorRole.Wq or LlamaTensorRole.Wk)
-                {
-                    var interleaved = new float[values.Length];
-                    int heads = role == LlamaTensorRole.Wq ? c.Heads : c.KvHeads;
-                    RotaryUnpermute.Apply(values, interleaved, (int)(t.RowCount / heads), t.RowLength);
-                    values = interleaved;
-                }
-
-                long[] dims = t.Shape.Count == 1 ? [t.Shape[0]] : [t.Shape[1], t.Shape[0]];
-                tensors.Add(new GgufTensorSpec(GgufNaming.NameOf(role, layer), 0, dims, MemoryMarshal.AsBytes(values.AsSpan()).ToArray()));
-            }
-        }
-
-        if (withRopeFreqs)
-        {
-            factors ??= ConverterRopeFactors(c.HeadSize, c.RopeTheta, 32, 1, 4, 8192);
-            tensors.Add(new GgufTensorSpec(GgufConfig.RopeFreqsTensor, 0, [factors.Length], MemoryMarshal.AsBytes(factors.AsSpan()).ToArray()));
-        }
-
-        GgufWriter.Write(path,
-        [
-            ("general.architecture", "llama"),
-            ("llama.block_count", (uint)c.Layers),
-            ("llama.context_length", (uint)c.MaxSeqLen),
-            ("llama.embedding_length", (uint)c.Dim),
-            ("llama.feed_forward_length", (uint)c.HiddenDim),
-            ("llama.attention.head_count", (uint)c.Heads),
-            ("llama.attention.head_count_kv", (uint)c.KvHeads),
-            ("llama.rope.freq_base", (float)c.RopeTheta),
-            ("llama.attention.layer_norm_rms_epsilon", (float)c.RmsNormEps),
-            ("llama.rope.dimension_count", (uint)c.HeadSize),
-            ("llama.vocab_size", (uint)c.VocabSize),
-            ("tokenizer.ggml.bos_token_id", 256u),
-            ("tokenizer.ggml.eos_token_id", 257u),
-            ("tokenizer.ggml.eot_token_id", 264u),
-            ("tokenizer.ggml.eom_token_id", 265u),
-        ], tensors);
+        factors ??= ConverterRopeFactors(16, 500000, 32, 1, 4, 8192);
+        GgufConverter.Write(Llama3ModelTests.Tiny(), path, q8: false,
+            [("tokenizer.ggml.bos_token_id", 256u), ("tokenizer.ggml.eos_token_id", 257u), ("tokenizer.ggml.eot_token_id", 264u), ("tokenizer.ggml.eom_token_id", 265u)],
+            withRopeFreqs ? [new GgufTensorSpec(GgufConfig.RopeFreqsTensor, 0, [factors.Length], MemoryMarshal.AsBytes(factors.AsSpan()).ToArray())] : []);
     }
 
     [Theory]

@@ -12,7 +12,7 @@ namespace LlamaExport.Core.Safetensors;
 public sealed class SafetensorsFile : IDisposable
 {
     private readonly SafeFileHandle _handle;
-    private readonly Dictionary<string, PositionalTensor> _tensors;
+    private readonly Dictionary<string, ISourceTensor> _tensors;
 
     private SafetensorsFile(string path, SafeFileHandle handle, long length, SafetensorsHeader.Result header)
     {
@@ -21,7 +21,7 @@ public sealed class SafetensorsFile : IDisposable
         FileLength = length;
         Header = header;
         _tensors = header.Tensors.ToDictionary(t => t.Name,
-            t => new PositionalTensor(path, handle, t.Name, t.DType, t.Shape, header.DataStart + t.Begin), StringComparer.Ordinal);
+            ISourceTensor (t) => new PositionalTensor(path, handle, t.Name, t.DType, t.Shape, header.DataStart + t.Begin), StringComparer.Ordinal);
     }
 
     public string Path { get; }
@@ -29,7 +29,7 @@ public sealed class SafetensorsFile : IDisposable
     public SafetensorsHeader.Result Header { get; }
     public IReadOnlyCollection<string> TensorNames => _tensors.Keys;
 
-    public IReadOnlyDictionary<string, ISourceTensor> Tensors => _tensors.ToDictionary(p => p.Key, p => (ISourceTensor)p.Value, StringComparer.Ordinal);
+    public IReadOnlyDictionary<string, ISourceTensor> Tensors => _tensors;
     public long DataBytes => Header.Tensors.Sum(t => t.ByteLength);
 
     /// <summary>Opens and validates; any error in the header throws, naming the file, tensor and problem.</summary>

@@ -54,12 +54,7 @@ public sealed class SafetensorsTensorSource : ITensorSource
         }
 
         var file = SafetensorsFile.Open(single);
-        var tensors = new Dictionary<string, ISourceTensor>(StringComparer.Ordinal);
-        foreach (var name in file.TensorNames)
-        {
-            file.TryGetTensor(name, out var t);
-            tensors[name] = t;
-        }
+        var tensors = new Dictionary<string, ISourceTensor>(file.Tensors, StringComparer.Ordinal);
 
         return new SafetensorsTensorSource([file], tensors, WarningsOf(file).ToList());
     }

@@ -207,8 +207,9 @@ public static class ShardedOpener
             }
 
             var problems = new List<SafetensorsProblem>();
-            index.CheckShards(byName.ToDictionary(p => p.Key,
-                p => (IReadOnlyDictionary<string, long>?)tensorsOf(p.Value).ToDictionary(t => t.Key, t => TensorDTypeInfo.ByteCount(t.Value.DType, t.Value.ElementCount), StringComparer.Ordinal),
+            var shardTensors = byName.ToDictionary(p => p.Key, p => tensorsOf(p.Value), StringComparer.Ordinal);
+            index.CheckShards(shardTensors.ToDictionary(p => p.Key,
+                p => (IReadOnlyDictionary<string, long>?)p.Value.ToDictionary(t => t.Key, t => TensorDTypeInfo.ByteCount(t.Value.DType, t.Value.ElementCount), StringComparer.Ordinal),
                 StringComparer.Ordinal), problems);
             var error = problems.FirstOrDefault(p => p.Severity == ProblemSeverity.Error);
             if (error is not null)
@@ -217,7 +218,7 @@ public static class ShardedOpener
                     "The index and the shards come from different downloads; fetch them again together.", problemCode: error.Code);
 
             var tensors = new Dictionary<string, ISourceTensor>(StringComparer.Ordinal);
-            foreach (var (name, shard) in index.WeightMap) tensors[name] = tensorsOf(byName[shard])[name];
+            foreach (var (name, shard) in index.WeightMap) tensors[name] = shardTensors[shard][name];
             return (files, tensors, problems);
         }
         catch

@@ -12,34 +12,11 @@ namespace LlamaExport.PowerShell.Commands;
 /// </summary>
 [Cmdlet(VerbsDiagnostic.Test, "PyTorchCheckpoint", DefaultParameterSetName = PathSet)]
 [OutputType(typeof(CheckpointReport), typeof(bool))]
-public sealed class TestPyTorchCheckpointCommand : PSCmdlet
+public sealed class TestPyTorchCheckpointCommand : FileInputCommand
 {
-    private const string PathSet = "Path";
-    private const string LiteralPathSet = "LiteralPath";
-
-    /// <summary>Checkpoint files or folders; wildcards allowed.</summary>
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = PathSet)]
-    [SupportsWildcards]
-    [ValidateNotNullOrEmpty]
-    public string[] Path { get; set; } = [];
-
-    /// <summary>Checkpoint files or folders, taken literally.</summary>
-    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = LiteralPathSet)]
-    [Alias("PSPath", "LP")]
-    [ValidateNotNullOrEmpty]
-    public string[] LiteralPath { get; set; } = [];
-
-    /// <summary>Also read every entry and check it against the CRC-32 the archive records (the export checks only the entries it parses).</summary>
-    [Parameter]
-    public SwitchParameter Deep { get; set; }
-
-    /// <summary>Return only $true or $false for each input.</summary>
-    [Parameter]
-    public SwitchParameter Quiet { get; set; }
-
     protected override void ProcessRecord()
     {
-        foreach (var target in PathResolution.ResolveFiles(this, ParameterSetName == LiteralPathSet ? LiteralPath : Path, ParameterSetName == LiteralPathSet, foldersToo: true))
+        foreach (var target in Inputs())
         {
             if (Stopping) return;
             var files = CheckpointReport.Files(target);

@@ -5,10 +5,10 @@ using LlamaExport.Core.Safetensors;
 namespace LlamaExport.PowerShell.Infrastructure;
 
 /// <summary>
-/// What Test-Safetensors and Test-Gguf share: -Path (wildcards) or -LiteralPath (PSPath) of files or folders, -Deep,
-/// -Sha256 and -Quiet, each input inspected on a worker while this thread reports its progress.
+/// What the Test-* cmdlets for source files share: -Path (wildcards) or -LiteralPath (PSPath) of files or folders,
+/// -Deep and -Quiet.
 /// </summary>
-public abstract class FileReportCommand : PSCmdlet
+public abstract class FileInputCommand : PSCmdlet
 {
     protected const string PathSet = "Path";
     protected const string LiteralPathSet = "LiteralPath";
@@ -29,13 +29,24 @@ public abstract class FileReportCommand : PSCmdlet
     [Parameter]
     public SwitchParameter Deep { get; set; }
 
-    /// <summary>Also compute each file's SHA-256.</summary>
-    [Parameter]
-    public SwitchParameter Sha256 { get; set; }
-
     /// <summary>Return only $true or $false for each input.</summary>
     [Parameter]
     public SwitchParameter Quiet { get; set; }
+
+    /// <summary>The files and folders named by -Path or -LiteralPath; one that matches nothing is reported and skipped.</summary>
+    protected IEnumerable<string> Inputs() =>
+        PathResolution.ResolveFiles(this, ParameterSetName == LiteralPathSet ? LiteralPath : Path, ParameterSetName == LiteralPathSet, foldersToo: true);
+}
+
+/// <summary>
+/// What Test-Safetensors and Test-Gguf share beyond that: -Sha256, and each input inspected on a worker while this
+/// thread reports its progress, into Test-Safetensors' report objects.
+/// </summary>
+public abstract class FileReportCommand : FileInputCommand
+{
+    /// <summary>Also compute each file's SHA-256.</summary>
+    [Parameter]
+    public SwitchParameter Sha256 { get; set; }
 
     /// <summary>The cmdlet's name in progress records.</summary>
     protected abstract string Activity { get; }
@@ -48,7 +59,7 @@ public abstract class FileReportCommand : PSCmdlet
 
     protected override void ProcessRecord()
     {
-        foreach (var target in PathResolution.ResolveFiles(this, ParameterSetName == LiteralPathSet ? LiteralPath : Path, ParameterSetName == LiteralPathSet, foldersToo: true))
+        foreach (var target in Inputs())
         {
             if (Stopping) return;
             var reports = Inspect(target);
