@@ -65,7 +65,7 @@ public static class IoBaseline
     {
         var buffer = Pattern();
         var stopwatch = Stopwatch.StartNew();
-        using (var output = AtomicOutputFile.Create(path, bytes, force: true))
+        using (var output = AtomicOutputFile.Create(path, bytes, force: true, ProtectedFiles.None))
         {
             for (long offset = 0; offset < bytes; offset += buffer.Length)
                 output.Write(buffer.AsSpan(0, (int)Math.Min(buffer.Length, bytes - offset)), offset);

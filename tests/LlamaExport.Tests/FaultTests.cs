@@ -128,7 +128,7 @@ public partial class FaultTests
             OutputPath = target,
             Force = true,
             ChunkElements = 256,
-            OutputFactory = (path, size, force) => new FailingOutput(AtomicOutputFile.Create(path, size, force), failOnWrite),
+            OutputFactory = (path, size, force) => new FailingOutput(AtomicOutputFile.Create(path, size, force, ProtectedFiles.None), failOnWrite),
         };
         var e = Assert.Throws<LlamaExportException>(() => ExportEngine.Run(plan.Plan, options));
         Assert.Equal(ErrorIds.InsufficientDiskSpace, e.ErrorId);

@@ -20,6 +20,7 @@ public static class ErrorIds
     public const string InvalidGroupSize = "InvalidGroupSize";
     public const string InvalidVersion = "InvalidVersion";
     public const string OutputExists = "OutputExists";
+    public const string OutputIsSource = "OutputIsSource";
     public const string OutputDirectoryNotFound = "OutputDirectoryNotFound";
     public const string OutputAccessDenied = "OutputAccessDenied";
     public const string InsufficientDiskSpace = "InsufficientDiskSpace";

@@ -15,6 +15,7 @@ public sealed class AtomicOutputFile : IExportOutput
 
     private readonly FileStream _stream;
     private readonly bool _force;
+    private readonly ProtectedFiles _sources;
     private readonly long _writebackInterval;
     private readonly bool _releasePageCache;
     private bool _committed;
@@ -22,8 +23,9 @@ public sealed class AtomicOutputFile : IExportOutput
     private long _nextWriteback;
     private Task _writeback = Task.CompletedTask;
 
-    private AtomicOutputFile(string targetPath, string tempPath, FileStream stream, bool force, long writebackInterval, bool releasePageCache)
+    private AtomicOutputFile(string targetPath, string tempPath, FileStream stream, bool force, ProtectedFiles sources, long writebackInterval, bool releasePageCache)
     {
+        _sources = sources;
         TargetPath = targetPath;
         TempPath = tempPath;
         _stream = stream;
@@ -44,12 +46,12 @@ public sealed class AtomicOutputFile : IExportOutput
     /// flushed in the background, so the final flush is short; with <paramref name="releasePageCache"/> the
     /// flushed pages then leave the page cache.
     /// </summary>
-    public static AtomicOutputFile Create(string targetPath, long size, bool force, long writebackInterval = 128L << 20, bool releasePageCache = false)
+    public static AtomicOutputFile Create(string targetPath, long size, bool force, ProtectedFiles sources, long writebackInterval = 128L << 20, bool releasePageCache = false)
     {
         targetPath = Path.GetFullPath(targetPath);
         var directory = Path.GetDirectoryName(targetPath)!;
-        CheckTarget(targetPath, size, force);
-        RemoveStaleTemporaries(targetPath);
+        CheckTarget(targetPath, size, force, sources);
+        RemoveStaleTemporaries(directory);
 
         var tempPath = Path.Combine(directory, $".{Path.GetFileName(targetPath)}.{Environment.ProcessId}-{Guid.NewGuid():N}{TempSuffix}");
         try
@@ -62,7 +64,7 @@ public sealed class AtomicOutputFile : IExportOutput
                 BufferSize = 0,
                 PreallocationSize = size,
             });
-            return new AtomicOutputFile(targetPath, tempPath, stream, force, writebackInterval, releasePageCache);
+            return new AtomicOutputFile(targetPath, tempPath, stream, force, sources, writebackInterval, releasePageCache);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -71,9 +73,13 @@ public sealed class AtomicOutputFile : IExportOutput
         }
     }
 
-    /// <summary>Checks, before anything is written, that the target can be written and the disk has room.</summary>
-    public static void CheckTarget(string targetPath, long size, bool force)
+    /// <summary>
+    /// Checks, before anything is written, that the target is none of the files the export reads (whatever -Force
+    /// says), that it can be written and that the disk has room.
+    /// </summary>
+    public static void CheckTarget(string targetPath, long size, bool force, ProtectedFiles sources)
     {
+        sources.Refuse(targetPath);
         targetPath = Path.GetFullPath(targetPath);
         var directory = Path.GetDirectoryName(targetPath)!;
         if (!Directory.Exists(directory))
@@ -157,6 +163,8 @@ public sealed class AtomicOutputFile : IExportOutput
             _writeback.Wait();
             _stream.Flush(flushToDisk: true);
             _stream.Dispose();
+            // The target may have become a link to a source while the export ran: check again at the last moment.
+            _sources.Refuse(TargetPath);
             File.Move(TempPath, TargetPath, overwrite: _force);
             _committed = true;
         }
@@ -187,18 +195,16 @@ public sealed class AtomicOutputFile : IExportOutput
     }
 
     /// <summary>
-    /// Deletes temporaries that an export to the same target left behind when its process was killed.
-    /// A temporary of a live process is left alone: another export may be writing it.
+    /// Deletes the temporaries that exports into <paramref name="directory"/> left behind when their process was killed,
+    /// whatever their target. A temporary of a live process is left alone: another export may be writing it.
     /// </summary>
-    public static IReadOnlyList<string> RemoveStaleTemporaries(string targetPath)
+    public static IReadOnlyList<string> RemoveStaleTemporaries(string directory)
     {
         var removed = new List<string>();
-        var directory = Path.GetDirectoryName(Path.GetFullPath(targetPath))!;
-        var prefix = $".{Path.GetFileName(targetPath)}.";
         IEnumerable<string> candidates;
         try
         {
-            candidates = Directory.EnumerateFiles(directory, prefix + "*" + TempSuffix).ToList();
+            candidates = Directory.EnumerateFiles(Path.GetFullPath(directory), ".*" + TempSuffix).ToList();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -207,13 +213,22 @@ public sealed class AtomicOutputFile : IExportOutput
 
         foreach (var path in candidates)
         {
-            var name = Path.GetFileName(path);
-            var owner = name[prefix.Length..].Split('-', 2)[0];
-            if (int.TryParse(owner, out var pid) && IsAlive(pid)) continue;
+            if (OwnerOf(Path.GetFileName(path)) is not int pid || IsAlive(pid)) continue;
             if (TryDelete(path)) removed.Add(path);
         }
 
         return removed;
+    }
+
+    /// <summary>The process id in a temporary's name (".&lt;target&gt;.&lt;pid&gt;-&lt;guid&gt;.llamaexport-tmp"), or null when the name is not one of ours.</summary>
+    internal static int? OwnerOf(string name)
+    {
+        if (!name.StartsWith('.') || !name.EndsWith(TempSuffix, StringComparison.Ordinal)) return null;
+        var stem = name[..^TempSuffix.Length];
+        int dot = stem.LastIndexOf('.');
+        if (dot <= 0) return null;
+        var owner = stem[(dot + 1)..].Split('-', 2);
+        return owner.Length == 2 && owner[1].Length == 32 && owner[1].All(char.IsAsciiHexDigit) && int.TryParse(owner[0], out var pid) && pid > 0 ? pid : null;
     }
 
     private static bool IsAlive(int pid)

@@ -22,11 +22,13 @@ public static class ExportEngine
             throw new LlamaExportException(ErrorIds.BigEndianHost, FailureKind.NotSupported,
                 "llama2.c files are little-endian and this host is big-endian.", null, "Run the export on a little-endian machine.");
 
+        var sources = options.Sources ?? ProtectedFiles.Of($"the model '{plan.Source.ModelPath}'", plan.Source.Files);
+        sources.Refuse(options.OutputPath);
         PeakMemory.Reset();
         var stopwatch = Stopwatch.StartNew();
         using var output = options.OutputFactory is { } factory
             ? factory(options.OutputPath, plan.TotalBytes, options.Force)
-            : AtomicOutputFile.Create(options.OutputPath, plan.TotalBytes, options.Force, options.WritebackInterval, options.ReleasePageCache);
+            : AtomicOutputFile.Create(options.OutputPath, plan.TotalBytes, options.Force, sources, options.WritebackInterval, options.ReleasePageCache);
         output.Write(plan.Header, 0);
 
         var run = new ExportRun(plan, options, output, stopwatch);

@@ -73,10 +73,11 @@ public static class ExportJob
         var (source, request, plan) = (prepared.Source, prepared.Request, prepared.Plan);
         events ??= new ExportJobEvents();
 
-        // Refuse before the work starts, not after it.
-        AtomicOutputFile.CheckTarget(request.OutputPath, plan.TotalBytes, request.Force);
+        // Refuse before the work starts, not after it: neither output may be a file the export reads, whatever -Force says.
         var tokenizer = request.IncludeTokenizer ? TokenizerExport.ForModel(source.ModelPath, source.Config.VocabSize) : null;
-        if (tokenizer is not null) AtomicOutputFile.CheckTarget(prepared.TokenizerPath, 1 << 20, request.Force);
+        var sources = ProtectedFiles.Of($"the model '{source.ModelPath}'", tokenizer is null ? source.Files : [.. source.Files, tokenizer.SourcePath]);
+        AtomicOutputFile.CheckTarget(request.OutputPath, plan.TotalBytes, request.Force, sources);
+        if (tokenizer is not null) AtomicOutputFile.CheckTarget(prepared.TokenizerPath, 1 << 20, request.Force, sources);
         var memory = MemoryPolicy.Choose(source.Config, source.RotaryPermuted, plan.GroupSize,
             request.Backend is ManagedComputeBackend ? BackendKind.Managed : BackendKind.TorchSharp, request.MemoryMode, request.MemoryLimit, request.Force, source.ModelPath);
         events.Verbose?.Invoke($"Memory: {memory.Description}.");
@@ -84,6 +85,7 @@ public static class ExportJob
 
         var options = ExportOptions.From(memory.Settings, request.OutputPath, request.Force) with
         {
+            Sources = sources,
             Backend = request.Backend,
             Progress = events.Progress,
             VerifyBeforeCommit = !request.Verify ? null : pending =>
@@ -98,7 +100,7 @@ public static class ExportJob
         TokenizerExportResult? written = null;
         if (tokenizer is not null)
         {
-            written = TokenizerExport.Write(tokenizer, prepared.TokenizerPath, request.Force);
+            written = TokenizerExport.Write(tokenizer, prepared.TokenizerPath, request.Force, sources);
             events.Verbose?.Invoke($"Wrote '{written.OutputPath}': {written.VocabSize} pieces from '{written.SourcePath}'.");
         }
 

@@ -25,6 +25,12 @@ public sealed record ExportOptions
     /// <summary>Bytes written between background flushes of the output.</summary>
     public long WritebackInterval { get; init; } = 128L << 20;
 
+    /// <summary>
+    /// The files the output may not be (checked before anything is written, and again before the rename); null for the
+    /// plan's own source files.
+    /// </summary>
+    public ProtectedFiles? Sources { get; init; }
+
     /// <summary>Creates the output; by default (null) a temporary file renamed into place on success.</summary>
     public ExportOutputFactory? OutputFactory { get; init; }
 

@@ -31,14 +31,34 @@ public static class GroupSizeRule
         int size = requested;
         while (size >= MinimumGroupSize && (dim % size != 0 || hiddenDim % size != 0)) size /= 2;
         if (size < MinimumGroupSize)
+        {
+            var working = Working(dim, hiddenDim);
+            if (working.Count == 0)
+                throw new LlamaExportException(ErrorIds.InvalidGroupSize, FailureKind.InvalidArgument,
+                    $"No group size of {MinimumGroupSize} or more divides both dim {dim} and hidden_dim {hiddenDim}, as runq.c needs; group size 1 would make the Q8_0 file larger than fp32.",
+                    null, "Export this model as fp32 with -Version 0 (run.c).");
             throw new LlamaExportException(ErrorIds.InvalidGroupSize, FailureKind.InvalidArgument,
-                $"No group size of {MinimumGroupSize} or more, halved from {requested}, divides both dim {dim} and hidden_dim {hiddenDim}, as runq.c needs; group size 1 would make the Q8_0 file larger than fp32.",
-                null, "Export this model as fp32 with -Version 0 (run.c), or request a group size that divides both, if one exists.");
+                $"Group size {requested}, halved as far as {MinimumGroupSize}, never divides both dim {dim} and hidden_dim {hiddenDim}, as runq.c needs. The sizes that do: {string.Join(", ", working)}.",
+                null, $"Use -GroupSize {working.LastOrDefault(w => w <= requested, working[0])}, or another of {string.Join(", ", working)}; or leave -GroupSize out for the default.");
+        }
         if (size == requested) return (size, null);
 
         string why = dim % requested != 0 && hiddenDim % requested != 0 ? $"dim {dim} and hidden_dim {hiddenDim}"
             : dim % requested != 0 ? $"dim {dim}" : $"hidden_dim {hiddenDim}";
         return (size, $"Group size {requested} does not divide {why}, and runq.c needs it to divide both dim and hidden_dim; using {size}, the largest size halved from {requested} that does.");
+    }
+
+    /// <summary>Every group size of at least <see cref="MinimumGroupSize"/> that divides both dims, smallest first.</summary>
+    public static IReadOnlyList<int> Working(int dim, int hiddenDim)
+    {
+        int gcd = (int)System.Numerics.BigInteger.GreatestCommonDivisor(dim, hiddenDim);
+        var sizes = new List<int>();
+        for (int d = MinimumGroupSize; d <= gcd; d++)
+        {
+            if (gcd % d == 0) sizes.Add(d);
+        }
+
+        return sizes;
     }
 
     /// <summary>Whether runq.c can read a file of this shape and group size; the reason when it cannot.</summary>

@@ -68,13 +68,23 @@ public sealed class GgufFormat : ISourceFormat
     }
 
     /// <summary>
-    /// Group size 32 when the source's matrices are Q8_0 and runq.c can take 32: its codes are then copied and its
-    /// fp16 scales widened, losslessly. Null (the usual default) otherwise.
+    /// Group size 32 when most of the source's weights are Q8_0 (at least half of the elements of its matrices) and
+    /// runq.c can take 32: those codes are then copied and their fp16 scales widened, losslessly. A K-quant file whose
+    /// quantizer let only a few tensors fall back to Q8_0 keeps the usual default (64): requantizing its few Q8_0
+    /// tensors costs less than 32's extra scales on every matrix. Null (the usual default) otherwise.
     /// </summary>
-    private static int? PreferredGroupSize(GgufSource source, LlamaModelConfig c)
+    internal static int? PreferredGroupSize(GgufSource source, LlamaModelConfig c)
     {
-        bool anyQ8 = source.TensorNames.Any(n => source.TryGetInfo(n, out var info) && info.Type.DType == TensorDType.Q8_0);
-        return anyQ8 && c.Dim % 32 == 0 && c.HiddenDim % 32 == 0 ? 32 : null;
+        long q8 = 0, all = 0;
+        foreach (var name in source.TensorNames)
+        {
+            if (!source.TryGetInfo(name, out var info) || info.Dims.Count < 2) continue;
+            long elements = SourceTensorExtensions.ShapeProduct(info.Dims);
+            all += elements;
+            if (info.Type.DType == TensorDType.Q8_0) q8 += elements;
+        }
+
+        return all > 0 && 2 * q8 >= all && c.Dim % 32 == 0 && c.HiddenDim % 32 == 0 ? 32 : null;
     }
 }
 

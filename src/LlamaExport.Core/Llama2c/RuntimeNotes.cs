@@ -33,7 +33,9 @@ public static class RuntimeNotes
         long kvBytes = KvCacheBytes(c, c.MaxSeqLen);
         if (kvBytes > LargeKvCacheBytes)
         {
-            int suggested = Math.Min(c.MaxSeqLen, 8192);
+            // A shorter context whose cache fits the threshold (never the current value), or the smallest usual one.
+            int suggested = new[] { 8192, 4096, 2048, 1024, 512 }.Where(n => n < c.MaxSeqLen)
+                .FirstOrDefault(n => KvCacheBytes(c, n) <= LargeKvCacheBytes, Math.Max(1, Math.Min(512, c.MaxSeqLen / 2)));
             warnings.Add($"seq_len is {c.MaxSeqLen:N0}: run.c and runq.c allocate their KV cache for all of it at start-up, {Gib(kvBytes)} for this model " +
                 $"(2 × {c.Layers} layers × {c.MaxSeqLen:N0} positions × kv_dim {c.KvDim} × 4 bytes). Add -MaxSeqLen {suggested} ({Gib(KvCacheBytes(c, suggested))}) unless you need the whole context. " +
                 "Invoke-LlamaModel sizes its cache for the positions it runs and is not affected.");

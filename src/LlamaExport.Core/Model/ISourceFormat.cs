@@ -34,6 +34,10 @@ public static class SourceFormats
         GgufFormat.Instance,
     ];
 
+    /// <summary>The files beside the weights that a folder's format reads (config, Meta's params, shard indexes).</summary>
+    public static IReadOnlyList<string> MetadataFileNames { get; } =
+        [HuggingFaceConfig.FileName, PyTorchLayouts.MetaParamsFile, SafetensorsTensorSource.IndexFileName, PyTorchLayouts.HfIndexFile];
+
     private static ModelSource OpenSafetensors(string folder, int? maxSeqLen)
     {
         var warnings = new List<string>();

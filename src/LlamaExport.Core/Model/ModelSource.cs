@@ -50,6 +50,18 @@ public sealed class ModelSource : IDisposable
     /// <summary>True when q/k rows are in HuggingFace's rotary order and must be un-permuted.</summary>
     public bool RotaryPermuted { get; }
 
+    /// <summary>
+    /// Every file an export of this model reads: the weights (every shard), and beside them the config, Meta's params
+    /// and the shard index where present. No output may be one of them (<c>ProtectedFiles</c>).
+    /// </summary>
+    public IReadOnlyList<string> Files =>
+    [
+        .. Tensors.Files,
+        .. Directory.Exists(ModelPath)
+            ? SourceFormats.MetadataFileNames.Select(name => Path.Combine(ModelPath, name)).Where(File.Exists)
+            : [],
+    ];
+
     /// <summary>Things the user should know that do not stop the export.</summary>
     public IReadOnlyList<string> Warnings { get; }
 

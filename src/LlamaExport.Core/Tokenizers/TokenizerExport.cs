@@ -22,10 +22,13 @@ public sealed class TokenizerExportResult
 /// <summary>Writes tokenizer.bin atomically, as the model files are written.</summary>
 public static class TokenizerExport
 {
-    public static TokenizerExportResult Write(LlamaTokenizer tokenizer, string outputPath, bool force)
+    /// <param name="sources">The files the export read, which the output may not be; by default the tokenizer's own file.</param>
+    public static TokenizerExportResult Write(LlamaTokenizer tokenizer, string outputPath, bool force, ProtectedFiles? sources = null)
     {
+        sources ??= ProtectedFiles.Of($"the tokenizer '{tokenizer.SourcePath}'", [tokenizer.SourcePath]);
+        sources.Refuse(outputPath);
         var bytes = tokenizer.ToTokenizerBin();
-        using (var output = AtomicOutputFile.Create(outputPath, bytes.Length, force))
+        using (var output = AtomicOutputFile.Create(outputPath, bytes.Length, force, sources))
         {
             output.Write(bytes, 0);
             output.Commit();

@@ -14,6 +14,15 @@ public sealed class ForwardAgreement
     public required IReadOnlyList<double> KlPerPosition { get; init; }
     public required IReadOnlyList<int> Tokens { get; init; }
     public required bool QuantizedActivations { get; init; }
+
+    /// <summary>Top-1 agreement with the reference: the file's own weights run with the source's settings (1 for a right file).</summary>
+    public double ReferenceTop1Agreement { get; init; }
+
+    /// <summary>The largest logit difference from that reference (0 for a right file).</summary>
+    public double ReferenceMaxAbsLogitDelta { get; init; }
+
+    /// <summary>The largest |logit| of the reference, which the tolerance is relative to.</summary>
+    public double ReferenceLogitScale { get; init; }
 }
 
 /// <summary>Test-LlamaExport's verdict on one file.</summary>
