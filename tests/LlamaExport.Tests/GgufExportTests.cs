@@ -287,4 +287,33 @@ public class GgufConverterTests
         var result = TinyGguf.Export(temp["f32.gguf"], temp["v1.bin"], 1);
         Assert.Equal(File.ReadAllBytes(TestPaths.Stories("golden", "v1.bin")), File.ReadAllBytes(result.OutputPath));
     }
+
+    [Fact]
+    public void Group_size_32_is_the_default_only_when_most_weights_are_Q8_0()
+    {
+        using var temp = new TempFolder();
+        int? Preferred(string path)
+        {
+            using var model = ModelSourceLoader.Open(path);
+            return model.PreferredGroupSize;
+        }
+
+        string Tiny(string name, Func<string, int, int> type)
+        {
+            var tensors = TinyGguf.Tensors().Select(t => t.Dims.Length < 2 ? t
+                : new GgufTensorSpec(t.Name, type(t.Name, t.GgmlType), t.Dims, TinyGguf.Data(new Random(3), type(t.Name, t.GgmlType), t.Dims))).ToList();
+            GgufWriter.Write(temp[name], TinyGguf.Metadata(), tensors);
+            return temp[name];
+        }
+
+        Assert.Equal(32, Preferred(TestPaths.Fixture("gguf", "model32-q8_0.gguf")));
+        Assert.Null(Preferred(TestPaths.Fixture("gguf", "kquants-mixed.gguf")));
+        // A K-quant-style file: every matrix Q4_0 but ffn_down, which fell back to Q8_0 (17% of the weights).
+        Assert.Null(Preferred(Tiny("few-q8.gguf", (name, _) => name.Contains("ffn_down") ? 8 : 2)));
+        // Every matrix but one Q8_0: copied losslessly at 32.
+        Assert.Equal(32, Preferred(Tiny("mostly-q8.gguf", (name, _) => name.Contains("ffn_down") ? 2 : 8)));
+        // The tests' own mixed file: two Q8_0 matrices of nine.
+        File.WriteAllBytes(temp["tiny.gguf"], TinyGguf.Build());
+        Assert.Null(Preferred(temp["tiny.gguf"]));
+    }
 }

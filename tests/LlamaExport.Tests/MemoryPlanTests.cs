@@ -265,6 +265,45 @@ public class MemoryPlanTests
         Assert.Single(fp32);
     }
 
+    [Fact]
+    public void A_group_size_whose_halvings_never_divide_names_the_sizes_that_do()
+    {
+        using var temp = new TempFolder();
+        SyntheticLlamaModel.Write(new SyntheticModelSpec { Dim = 64, HiddenDim = 176 }, temp["m"]);
+        using var host = new HostedPowerShell();
+        var (output, ps) = host.Run("Export-LlamaModel $m -OutputDirectory $o -GroupSize 48", Vars(("m", temp["m"]), ("o", temp.Path)));
+        Assert.Empty(output);
+        var error = Assert.Single(ps.Streams.Error);
+        Assert.StartsWith("InvalidGroupSize,", error.FullyQualifiedErrorId);
+        // gcd(64, 176) = 16: 48 halves to 24, 12, 6, 3, none of which divides 64, but these do.
+        Assert.Contains("The sizes that do: 2, 4, 8, 16.", error.Exception.Message);
+        Assert.Contains("-GroupSize 16", error.ErrorDetails.RecommendedAction);
+        Assert.DoesNotContain("-Version 0", error.ErrorDetails.RecommendedAction);
+        Assert.Equal([2, 4, 8, 16], GroupSizeRule.Working(64, 176));
+        Assert.Empty(GroupSizeRule.Working(64, 171));
+    }
+
+    [Fact]
+    public void The_KV_cache_advice_never_repeats_the_current_seq_len()
+    {
+        using var host = new HostedPowerShell();
+        var config = Path.Combine(TestPaths.RepositoryRoot, "docs", "configs", "llama2-70b", "config.json");
+        var (_, ps) = host.Run("Get-ExportMemoryPlan -ConfigPath $c", Vars(("c", config)));
+        var warning = Assert.Single(ps.Streams.Warning, w => w.Message.Contains("KV cache"));
+        Assert.Contains("seq_len is 4,096", warning.Message);
+        var suggested = int.Parse(System.Text.RegularExpressions.Regex.Match(warning.Message, @"-MaxSeqLen (\d+)").Groups[1].Value);
+        Assert.True(suggested < 4096, warning.Message);
+        // The suggestion's own cache is under the threshold that raised the warning.
+        var c = new LlamaExport.Core.Model.LlamaModelConfig { Dim = 8192, HiddenDim = 28672, Layers = 80, Heads = 64, KvHeads = 8, VocabSize = 32000, MaxSeqLen = 4096 };
+        Assert.True(LlamaExport.Core.Llama2c.RuntimeNotes.KvCacheBytes(c, suggested) <= LlamaExport.Core.Llama2c.RuntimeNotes.LargeKvCacheBytes);
+        foreach (var seqLen in new[] { 512, 1024, 8192, 131072 })
+        {
+            var notes = LlamaExport.Core.Llama2c.RuntimeNotes.Warnings(c with { MaxSeqLen = seqLen, KvHeads = 64 }, 2);
+            foreach (var note in notes.Where(n => n.Contains("-MaxSeqLen")))
+                Assert.DoesNotContain($"-MaxSeqLen {seqLen} ", note);
+        }
+    }
+
     /// <summary>PeakWorkingSetBytes is this export's peak, not the session's: a large allocation before it does not show.</summary>
     [SkippableFact]
     public void The_reported_peak_is_the_exports_own_not_the_sessions()

@@ -123,6 +123,11 @@ public class TextCommandTests
         Assert.Equal(["Hello world", "Ça coûte 12,50 € 😀"], round.Select(o => (string)o.BaseObject));
         var (gathered, _) = ps.Run("9906, 1917 | ConvertFrom-LlamaTokenId -TokenizerPath $t", Vars(("t", t)));
         Assert.Equal("Hello world", (string)Assert.Single(gathered).BaseObject);
+        // ConvertTo's objects by position, as a user holds them in a variable (one and several).
+        var (positional, p2) = ps.Run("$one = 'Hello' | ConvertTo-LlamaTokenId -TokenizerPath $t; $two = 'Hello', 'world' | ConvertTo-LlamaTokenId -TokenizerPath $t; " +
+            "ConvertFrom-LlamaTokenId $one -TokenizerPath $t; ConvertFrom-LlamaTokenId $two -TokenizerPath $t; ConvertFrom-LlamaTokenId $one.Ids -TokenizerPath $t", Vars(("t", t)));
+        Assert.False(p2.HadErrors, string.Join("; ", p2.Streams.Error));
+        Assert.Equal(["Hello", "Hello", "world", "Hello"], positional.Select(o => (string)o.BaseObject));
         var (bad, p3) = ps.Run("ConvertFrom-LlamaTokenId 999999 -TokenizerPath $t", Vars(("t", t)));
         Assert.Empty(bad);
         Assert.StartsWith("InvalidPrompt,", Assert.Single(p3.Streams.Error).FullyQualifiedErrorId);

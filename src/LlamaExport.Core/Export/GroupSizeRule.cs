@@ -10,7 +10,7 @@ public static class GroupSizeRule
 {
     public const int DefaultGroupSize = 64;
 
-    /// <summary>The group size used when none is asked for: the source's preference (32 for GGUF Q8_0, copied losslessly), else 64.</summary>
+    /// <summary>The group size used when none is asked for: the source's preference (32 for a GGUF whose weights are mostly Q8_0, copied losslessly), else 64.</summary>
     public static int DefaultFor(Model.ModelSource source) => source.PreferredGroupSize ?? DefaultGroupSize;
 
     /// <summary>

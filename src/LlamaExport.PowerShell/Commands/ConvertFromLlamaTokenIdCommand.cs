@@ -25,8 +25,8 @@ public sealed class ConvertFromLlamaTokenIdCommand : PSCmdlet
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = IdSet)]
     public int[] Id { get; set; } = [];
 
-    /// <summary>ConvertTo-LlamaTokenId's results; each decodes to its own text.</summary>
-    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = ObjectSet)]
+    /// <summary>ConvertTo-LlamaTokenId's results, by position or from the pipeline; each decodes to its own text.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = ObjectSet)]
     public TokenizedText[] InputObject { get; set; } = [];
 
     private TextTokenizer? _tokenizer;

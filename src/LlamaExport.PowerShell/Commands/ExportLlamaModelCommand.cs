@@ -49,7 +49,7 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
 
     /// <summary>
     /// Requested Q8_0 group size; halved until it divides both dim and hidden_dim. The default is 64, or 32 for a GGUF
-    /// Q8_0 source, whose blocks are then copied losslessly.
+    /// whose weights are mostly Q8_0, whose blocks are then copied losslessly (GgufModel.PreferredGroupSize).
     /// </summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateRange(1, 1 << 20)]
