@@ -152,7 +152,7 @@ public class TestSafetensorsCommandTests
         var error = Assert.Single(ps.Streams.Error);
         Assert.StartsWith("InsufficientDiskSpace,", error.FullyQualifiedErrorId);
         Assert.Equal(ErrorCategory.ResourceUnavailable, error.CategoryInfo.Category);
-        Assert.Contains("-OutputPath", error.ErrorDetails.RecommendedAction + " -OutputPath");
+        Assert.Contains("write to another disk", error.ErrorDetails.RecommendedAction);
         Assert.Empty(Directory.EnumerateFileSystemEntries(mount));
     }
 }
