@@ -5,7 +5,9 @@
 .DESCRIPTION
     build    Compiles and assembles the importable module in out/LlamaExport (the help is generated from help/*.md).
     package  Builds and writes out/packages/LlamaExport.<version>.nupkg, the package Publish-PSResource would publish.
-    test     Builds, packages, runs every test, and ends with an "N passed, N failed" line.
+    test     Builds, packages, runs every test, and ends with an "N passed, N failed" line (what CI runs).
+    quicktest  For the edit-compile loop: builds and runs every test except the fuzzers (trait Category=Fuzz) and the
+           package install, with the same closing line. LLAMAEXPORT_FUZZ_ITERATIONS sets the fuzzers' size in either.
     demo   Builds, generates a small deterministic demo model, exports it and shows the result.
     bench  Builds, generates (once, outside the repository) a 1.24B-parameter BF16 model (-Size 7b: 6.7B) and
            measures every memory mode against the machine's own I/O baseline, measured in the same run;
@@ -19,7 +21,7 @@
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('build', 'package', 'test', 'demo', 'bench', 'clean')]
+    [ValidateSet('build', 'package', 'test', 'quicktest', 'demo', 'bench', 'clean')]
     [string] $Task = 'build',
 
     [ValidateSet('Release', 'Debug')]
@@ -108,14 +110,16 @@ function Invoke-Package {
     Write-Host "Package written: $package"
 }
 
-function Invoke-Test {
-    Invoke-Package
+function Invoke-Test([switch] $Quick) {
+    if ($Quick) { Invoke-Build } else { Invoke-Package }
     Invoke-Dotnet build (Join-Path $Root 'LlamaExport.sln') -c $Configuration -nologo --verbosity quiet
     # TorchSharp's native bridge needs one libstdc++ symbol version Debian 12 lacks; mark it weak in the build output.
     & (Join-Path $Root 'tools/Repair-LibTorchSharp.ps1') -Path (Join-Path $Root "tests/LlamaExport.Tests/bin/$Configuration")
     $results = Join-Path $Root 'out/TestResults'
     Remove-Item $results -Recurse -Force -ErrorAction Ignore
-    & dotnet test (Join-Path $Root 'LlamaExport.sln') -c $Configuration -nologo --verbosity quiet --no-build `
+    # The quick loop leaves out the fuzzers and the package install (which needs the package written by 'test').
+    $filter = if ($Quick) { @('--filter', 'Category!=Fuzz&FullyQualifiedName!~PackageInstallTests') } else { @() }
+    & dotnet test (Join-Path $Root 'LlamaExport.sln') -c $Configuration -nologo --verbosity quiet --no-build @filter `
         --logger 'trx;LogFileName=tests.trx' --logger 'console;verbosity=normal' --results-directory $results
     $testExit = $LASTEXITCODE
 
@@ -193,6 +197,7 @@ switch ($Task) {
     'build' { Invoke-Build }
     'package' { Invoke-Package }
     'test' { Invoke-Test }
+    'quicktest' { Invoke-Test -Quick }
     'demo' { Invoke-Demo }
     'bench' { Invoke-Bench }
     'clean' {

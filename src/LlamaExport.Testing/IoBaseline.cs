@@ -1,7 +1,3 @@
-using LlamaExport.Core.Model;
-using LlamaExport.Core.Sources;
-using LlamaExport.Core.PyTorch;
-using LlamaExport.Core.Safetensors;
 using System.Diagnostics;
 using LlamaExport.Core.Export;
 

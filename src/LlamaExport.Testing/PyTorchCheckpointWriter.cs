@@ -1,10 +1,6 @@
-using LlamaExport.Core.Export;
-using LlamaExport.Core.Model;
-using LlamaExport.Core.PyTorch;
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
-using LlamaExport.Core.Safetensors;
 using LlamaExport.Core.Sources;
 
 namespace LlamaExport.Testing;

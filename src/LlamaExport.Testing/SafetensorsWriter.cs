@@ -1,9 +1,4 @@
-using LlamaExport.Core.Export;
-using LlamaExport.Core.Model;
-using LlamaExport.Core.PyTorch;
-using LlamaExport.Core.Safetensors;
 using System.Runtime.InteropServices;
-using System.Text;
 using System.Text.Json;
 using LlamaExport.Core.Sources;
 

@@ -1,4 +1,3 @@
-using LlamaExport.Core.Export;
 using System.Text.Json;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.PyTorch;

@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Runtime.InteropServices;
 using LlamaExport.Core.Kernels;
 using LlamaExport.Core.Sources;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LlamaExport.TorchSharp;

@@ -77,6 +77,8 @@ public sealed class BadInputTests : IClassFixture<BadInputTests.Inputs>
         ["export: group size 1", "Export-LlamaModel $model (Join-Path $scratch gs1.bin) -GroupSize 1", ErrorIds.InvalidGroupSize, ErrorCategory.InvalidArgument],
         ["export: a device that is not one", "Export-LlamaModel $model -OutputDirectory $scratch -Device gpu7", ErrorIds.InvalidDevice, ErrorCategory.InvalidArgument],
         ["export: cuda with the managed backend", "Export-LlamaModel $model -OutputDirectory $scratch -Device cuda -Backend Managed", ErrorIds.DeviceUnavailable, ErrorCategory.ResourceUnavailable],
+        ["export: onto its own weights, with -Force", "Export-LlamaModel $model (Join-Path $model model.safetensors) -Force", ErrorIds.OutputIsSource, ErrorCategory.InvalidArgument],
+        ["export: onto its own config.json, through ..", "Export-LlamaModel $model (Join-Path $model ../model/config.json) -Version 0 -Force", ErrorIds.OutputIsSource, ErrorCategory.InvalidArgument],
         ["export: a memory limit too small", "Export-LlamaModel $model (Join-Path $scratch small.bin) -MemoryLimit 1MB", ErrorIds.MemoryLimitTooSmall, ErrorCategory.InvalidArgument],
         ["export: a registry path", "Export-LlamaModel Function:/ -OutputDirectory $scratch", ErrorIds.NotAFileSystemPath, ErrorCategory.InvalidArgument],
         ["plan: no such folder", "Get-ExportMemoryPlan $missing", ErrorIds.ModelFolderNotFound, ErrorCategory.ObjectNotFound],

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
-using LlamaExport.Core.Errors;
 using LlamaExport.Core.PyTorch;
 using LlamaExport.Testing;
 using Xunit;
@@ -125,8 +124,11 @@ public class CheckpointFuzzTests(ITestOutputHelper output)
     }
 
     [Fact]
+    [Trait(FuzzRuns.Category, FuzzRuns.Fuzz)]
     public void Twenty_thousand_structure_aware_mutants_end_as_reports_or_LlamaExport_errors_and_the_two_agree()
     {
+        const int Full = 20_000;
+        int iterations = FuzzRuns.Iterations(Full);
         using var temp = new TempFolder();
         var (folder, seed) = HostileCheckpoints.Seed(temp["model"]);
         var bin = Path.Combine(folder, PyTorchLayouts.HfSingleFile);
@@ -138,7 +140,7 @@ public class CheckpointFuzzTests(ITestOutputHelper output)
         var codes = new Dictionary<string, int>();
         var slowest = TimeSpan.Zero;
         var stopwatch = new Stopwatch();
-        for (int i = 0; i < 20_000; i++)
+        for (int i = 0; i < iterations; i++)
         {
             byte[] mutant;
             if (random.Next(4) != 0)
@@ -195,10 +197,12 @@ public class CheckpointFuzzTests(ITestOutputHelper output)
         output.WriteLine($"{valid} valid ({exported} exported), {refused} refused; slowest {slowest.TotalMilliseconds:F0} ms");
         output.WriteLine(string.Join(", ", codes.OrderByDescending(c => c.Value).Select(c => $"{c.Key} {c.Value}")));
         Assert.True(slowest < TimeSpan.FromSeconds(2), $"the slowest mutant took {slowest}");
-        Assert.True(valid > 500 && exported > 100 && refused > 5000, $"{valid} valid, {exported} exported, {refused} refused");
-        // The harness reaches the checks it is for.
-        foreach (var code in new[] { CheckpointProblemCodes.PickleInvalid, CheckpointProblemCodes.PickleTrailingData, CheckpointProblemCodes.LocalHeaderMismatch,
+        Assert.True(valid > FuzzRuns.Scaled(500, iterations, Full) && exported > FuzzRuns.Scaled(100, iterations, Full) && refused > FuzzRuns.Scaled(5000, iterations, Full),
+            $"{valid} valid, {exported} exported, {refused} refused of {iterations}");
+        // The harness reaches the checks it is for (in a run of the full size: a short one may miss a rare code).
+        if (iterations >= Full)
+            foreach (var code in new[] { CheckpointProblemCodes.PickleInvalid, CheckpointProblemCodes.PickleTrailingData, CheckpointProblemCodes.LocalHeaderMismatch,
                      CheckpointProblemCodes.DirectoryInvalid, CheckpointProblemCodes.TensorInvalid, CheckpointProblemCodes.TensorOutOfStorage })
-            Assert.True(codes.ContainsKey(code), $"no mutant reached {code}");
+                Assert.True(codes.ContainsKey(code), $"no mutant reached {code}");
     }
 }

@@ -2,7 +2,6 @@ using LlamaExport.Core.Export;
 using LlamaExport.Core.Llama2c;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.Verification;
-using LlamaExport.Testing;
 using Xunit;
 
 namespace LlamaExport.Tests;
@@ -10,7 +9,7 @@ namespace LlamaExport.Tests;
 /// <summary>Test-LlamaExport's engine on the goldens, on damaged copies, and through the forward pass.</summary>
 public class ExportVerifierTests
 {
-    [SkippableTheory]
+    [Theory]
     [InlineData("v0.bin", "hf-f32")]
     [InlineData("v1.bin", "hf-f32")]
     [InlineData("v2-gs4.bin", "hf-f32")]
@@ -28,7 +27,7 @@ public class ExportVerifierTests
         Assert.Contains(verdict.Checks, c => c.Name == "Tensors");
     }
 
-    [SkippableFact]
+    [Fact]
     public void The_group_size_64_golden_fails_runq_readability_naming_why()
     {
         var verdict = ExportVerifier.Verify(TestPaths.Stories("golden", "v2-gs64.bin"), null);
@@ -39,7 +38,7 @@ public class ExportVerifierTests
         Assert.Contains("group size 64", check.Detail);
     }
 
-    [SkippableFact]
+    [Fact]
     public void A_flipped_scale_byte_fails_the_tensor_check_naming_the_tensor()
     {
         using var temp = new TempFolder();
@@ -66,7 +65,7 @@ public class ExportVerifierTests
         Assert.StartsWith("w3.2:", failure.Detail);
     }
 
-    [SkippableFact]
+    [Fact]
     public void A_truncated_file_fails_the_size_check()
     {
         using var temp = new TempFolder();
@@ -79,7 +78,7 @@ public class ExportVerifierTests
         Assert.Contains("truncated", failure.Detail);
     }
 
-    [SkippableFact]
+    [Fact]
     public void Forward_agreement_v1_is_exact_and_v2_agrees_on_nearly_every_token()
     {
         var v1 = ExportVerifier.Verify(TestPaths.Stories("golden", "v1.bin"), TestPaths.Stories("hf-f32"), new VerifyOptions { Forward = true, Positions = 64 });
@@ -105,7 +104,7 @@ public class VerificationCommandTests
 {
     private static Dictionary<string, object?> Vars(params (string Name, object? Value)[] pairs) => pairs.ToDictionary(p => p.Name, p => p.Value);
 
-    [SkippableFact]
+    [Fact]
     public void Exports_pipe_into_Test_LlamaExport_and_Quiet_gives_booleans()
     {
         var model = TestPaths.Stories("meta-2shard");
@@ -126,7 +125,7 @@ public class VerificationCommandTests
         Assert.Contains("RunqReadable", string.Concat(text.Select(t => t.ToString())));
     }
 
-    [SkippableFact]
+    [Fact]
     public void Invoke_LlamaModel_prints_what_runq_c_prints()
     {
         using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(TestPaths.Stories("golden", "greedy.json")));

@@ -26,7 +26,7 @@ public partial class FaultTests
     }
 
     /// <summary>Only the target (with its old content) and the model folder may remain.</summary>
-    private static void AssertNothingLeft(TempFolder temp, string target)
+    private static void AssertNothingLeft(string target)
     {
         Assert.Equal(Precious, File.ReadAllText(target));
         Assert.Equal([target], Directory.EnumerateFiles(Path.GetDirectoryName(target)!));
@@ -66,7 +66,7 @@ public partial class FaultTests
         Assert.Equal(ErrorIds.SourceReadFailed, e.ErrorId);
         Assert.Equal(shard, e.TargetPath);
         Assert.Contains("truncated", e.Message);
-        AssertNothingLeft(temp, target);
+        AssertNothingLeft(target);
     }
 
     [SkippableFact]
@@ -85,7 +85,7 @@ public partial class FaultTests
         Assert.Equal(ErrorIds.OutputAccessDenied, e.ErrorId);
         Assert.Equal(FailureKind.PermissionDenied, e.Kind);
         locked.Dispose();
-        AssertNothingLeft(temp, target);
+        AssertNothingLeft(target);
     }
 
     [SkippableFact]
@@ -133,7 +133,7 @@ public partial class FaultTests
         var e = Assert.Throws<LlamaExportException>(() => ExportEngine.Run(plan.Plan, options));
         Assert.Equal(ErrorIds.InsufficientDiskSpace, e.ErrorId);
         Assert.Equal(FailureKind.ResourceUnavailable, e.Kind);
-        AssertNothingLeft(temp, target);
+        AssertNothingLeft(target);
     }
 
     [Fact]
@@ -153,7 +153,7 @@ public partial class FaultTests
             using var cts = new CancellationTokenSource();
             var options = new ExportOptions { OutputPath = target, Force = true, ChunkElements = 200, MaxDegreeOfParallelism = 1 + i % 3, Progress = new OnReport(at, cts.Cancel) };
             Assert.ThrowsAny<OperationCanceledException>(() => ExportEngine.Run(plan.Plan, options, cts.Token));
-            AssertNothingLeft(temp, target);
+            AssertNothingLeft(target);
         }
     }
 

@@ -15,7 +15,7 @@ public class ForwardTests
         return json.RootElement.GetProperty("sequences").GetProperty(sequence).EnumerateArray().Select(e => e.GetInt32()).ToArray();
     }
 
-    [SkippableFact]
+    [Fact]
     public void Greedy_from_the_v0_original_reproduces_run_c()
     {
         var expected = Golden("run-c-v0-original");
@@ -23,7 +23,7 @@ public class ForwardTests
         Assert.Equal(expected, new LlamaForward(weights, 64, quantizedActivations: false).Greedy([1], 64));
     }
 
-    [SkippableFact]
+    [Fact]
     public void Greedy_from_the_hf_source_reproduces_run_c()
     {
         var expected = Golden("run-c-v0-original");
@@ -31,7 +31,7 @@ public class ForwardTests
         Assert.Equal(expected, new LlamaForward(weights, 64, quantizedActivations: false).Greedy([1], 64));
     }
 
-    [SkippableFact]
+    [Fact]
     public void Greedy_from_v2_with_quantized_activations_reproduces_runq_c()
     {
         var expected = Golden("runq-c-v2-gs4");

@@ -1,4 +1,3 @@
-using System.Management.Automation;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Planning;
 using LlamaExport.Core.Safetensors;

@@ -1,8 +1,6 @@
 using System.Buffers.Binary;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
-using LlamaExport.Core.Gguf;
-using LlamaExport.Core.Llama2c;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.Statistics;
 using LlamaExport.Core.Verification;

@@ -1,11 +1,8 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using LlamaExport.Core.Errors;
-using LlamaExport.Core.Export;
 using LlamaExport.Core.Gguf;
-using LlamaExport.Core.Kernels;
 using LlamaExport.Core.Model;
-using LlamaExport.Core.Sources;
 using LlamaExport.Core.Tokenizers;
 using LlamaExport.Testing;
 using Xunit;

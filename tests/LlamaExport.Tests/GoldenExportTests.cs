@@ -14,7 +14,7 @@ public class GoldenExportTests
         return ExportEngine.Run(plan, new ExportOptions { OutputPath = output });
     }
 
-    [SkippableTheory]
+    [Theory]
     [InlineData("hf-f32", 1, "v1.bin")]
     [InlineData("hf-f32", 2, "v2-gs4.bin")]
     [InlineData("hf-bf16-sharded", 2, "v2-gs4-from-bf16.bin")]
@@ -33,7 +33,7 @@ public class GoldenExportTests
         if (version == 2) Assert.Equal(4, result.GroupSize);
     }
 
-    [SkippableFact]
+    [Fact]
     public void V0_weights_match_exactly_and_freqs_within_1e6()
     {
         var source = TestPaths.Stories("hf-f32");
@@ -60,7 +60,7 @@ public class GoldenExportTests
         Assert.True(worst <= 1e-6, $"freqs differ by up to {worst}");
     }
 
-    [SkippableFact]
+    [Fact]
     public void Per_tensor_max_errors_match_export_py_log()
     {
         var source = TestPaths.Stories("hf-f32");

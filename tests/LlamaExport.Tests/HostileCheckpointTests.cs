@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Text;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
@@ -144,8 +143,6 @@ internal static class HostileCheckpoints
 /// </summary>
 public class HostileCheckpointTests
 {
-    private static readonly long[] Contiguous = [1];
-
     public static TheoryData<string, string> Cases() => new()
     {
         { "nested-dicts-55k-deep", CheckpointProblemCodes.NestingTooDeep },

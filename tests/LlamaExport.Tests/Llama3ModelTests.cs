@@ -1,5 +1,4 @@
 using System.Text.Json;
-using LlamaExport.Core.Export;
 using LlamaExport.Core.Inference;
 using LlamaExport.Core.Kernels;
 using LlamaExport.Core.Llama2c;

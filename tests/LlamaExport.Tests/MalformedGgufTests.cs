@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
-using System.Text;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Gguf;
 using LlamaExport.Core.Safetensors;
@@ -314,8 +313,11 @@ public class MalformedGgufTests(Xunit.Abstractions.ITestOutputHelper output)
     /// must agree and may fail only with a LlamaExportException.
     /// </summary>
     [Fact]
+    [Trait(FuzzRuns.Category, FuzzRuns.Fuzz)]
     public void Twenty_thousand_mutants_end_as_reports_or_LlamaExport_errors_and_the_two_agree()
     {
+        const int Full = 20_000;
+        int iterations = FuzzRuns.Iterations(Full);
         var seed = Seed();
         var fields = Fields(seed);
         Assert.True(fields.Count > 100, $"only {fields.Count} fields found");
@@ -325,7 +327,7 @@ public class MalformedGgufTests(Xunit.Abstractions.ITestOutputHelper output)
         int headerValid = 0, exported = 0, refused = 0;
         var slowest = TimeSpan.Zero;
         var stopwatch = new Stopwatch();
-        for (int i = 0; i < 20_000; i++)
+        for (int i = 0; i < iterations; i++)
         {
             var mutant = Mutate(seed, fields, random);
             long before = GC.GetAllocatedBytesForCurrentThread();
@@ -379,9 +381,10 @@ public class MalformedGgufTests(Xunit.Abstractions.ITestOutputHelper output)
             if (stopwatch.Elapsed > slowest) slowest = stopwatch.Elapsed;
         }
 
-        output.WriteLine($"{headerValid} of 20000 headers valid; {exported} exported, {refused} refused; slowest {slowest.TotalMilliseconds:F0} ms");
+        output.WriteLine($"{headerValid} of {iterations} headers valid; {exported} exported, {refused} refused; slowest {slowest.TotalMilliseconds:F0} ms");
         Assert.True(slowest < TimeSpan.FromSeconds(2), $"the slowest mutant took {slowest}");
         // The harness must reach every stage, or it proves little.
-        Assert.True(headerValid > 1000 && exported > 100 && refused > 100, $"{headerValid} headers valid, {exported} exported, {refused} refused");
+        Assert.True(headerValid > FuzzRuns.Scaled(1000, iterations, Full) && exported > FuzzRuns.Scaled(100, iterations, Full) && refused > FuzzRuns.Scaled(100, iterations, Full),
+            $"{headerValid} headers valid, {exported} exported, {refused} refused of {iterations}");
     }
 }

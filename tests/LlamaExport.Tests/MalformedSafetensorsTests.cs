@@ -234,7 +234,7 @@ public class MalformedSafetensorsTests
         return Path.Combine(scratch, "config.json");
     }
 
-    [SkippableTheory]
+    [Theory]
     [InlineData("hf-f32")]
     [InlineData("hf-bf16-sharded")]
     public void Shared_fixtures_validate_clean_even_deep(string fixture)

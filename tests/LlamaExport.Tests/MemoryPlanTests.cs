@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Management.Automation;
 using System.Text.Json;
-using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.Planning;

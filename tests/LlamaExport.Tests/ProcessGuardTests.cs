@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using LlamaExport.Core.PyTorch;
-using LlamaExport.Testing;
 using Xunit;
 
 namespace LlamaExport.Tests;

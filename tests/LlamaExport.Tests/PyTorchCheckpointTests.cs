@@ -216,7 +216,7 @@ public class PyTorchCheckpointTests
         }
     }
 
-    [SkippableFact]
+    [Fact]
     public void Test_PyTorchCheckpoint_reports_fixtures_valid_and_evil_files_refused()
     {
         var meta = TestPaths.Stories("meta-2shard");

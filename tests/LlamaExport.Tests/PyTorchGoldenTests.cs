@@ -7,7 +7,7 @@ namespace LlamaExport.Tests;
 /// <summary>PyTorch checkpoints of stories260K, read by the restricted unpickler, against llama2.c's exporter.</summary>
 public class PyTorchGoldenTests
 {
-    [SkippableTheory]
+    [Theory]
     [InlineData("hf-bin", 2, "v2-gs4.bin", SourceFormat.HuggingFacePyTorch)]
     [InlineData("hf-bin-sharded-f16", 2, "v2-gs4-from-f16.bin", SourceFormat.HuggingFacePyTorch)]
     [InlineData("meta-2shard", 2, "meta-v2-gs4.bin", SourceFormat.MetaPyTorch)]

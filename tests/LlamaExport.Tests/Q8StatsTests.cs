@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Management.Automation;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Llama2c;
@@ -19,7 +18,7 @@ public class Q8StatsTests
         return Q8StatsRunner.FromModel(plan, options ?? new Q8StatsOptions()).ToList();
     }
 
-    [SkippableFact]
+    [Fact]
     public void Max_errors_equal_what_export_py_printed()
     {
         var model = TestPaths.Stories("hf-f32");
@@ -50,7 +49,7 @@ public class Q8StatsTests
         Assert.Equal(exported.Select(s => s.MaxError!.Value), stats.Select(s => s.MaxError!.Value));
     }
 
-    [SkippableFact]
+    [Fact]
     public void Golden_file_against_its_source_is_within_half_a_scale_everywhere_and_holds_the_codes_we_would_write()
     {
         var model = TestPaths.Stories("hf-f32");
@@ -77,7 +76,7 @@ public class Q8StatsTests
         }
     }
 
-    [SkippableFact]
+    [Fact]
     public void A_damaged_scale_shows_as_an_error_beyond_half_a_scale_in_its_tensor()
     {
         var model = TestPaths.Stories("hf-f32");
@@ -104,7 +103,7 @@ public class Q8StatsTests
         Assert.Equal("w2.3", bad.Name);
     }
 
-    [SkippableFact]
+    [Fact]
     public void Version_1_files_and_files_of_another_model_are_refused()
     {
         using var v1 = Llama2cFile.Open(TestPaths.Stories("golden", "v1.bin"));
@@ -182,7 +181,7 @@ public class Q8StatsTests
 
     private static Dictionary<string, object?> Vars(params (string Name, object? Value)[] pairs) => pairs.ToDictionary(p => p.Name, p => p.Value);
 
-    [SkippableFact]
+    [Fact]
     public void Cmdlet_warns_as_the_exporter_does_and_streams_so_First_stops_early()
     {
         var model = TestPaths.Stories("hf-f32");
@@ -197,7 +196,7 @@ public class Q8StatsTests
         Assert.DoesNotContain(ps.Streams.Progress, p => p.StatusDescription?.StartsWith("2/", StringComparison.Ordinal) == true);
     }
 
-    [SkippableFact]
+    [Fact]
     public void Cmdlet_filters_by_either_name_summarizes_and_compares()
     {
         var model = TestPaths.Stories("hf-f32");
@@ -215,11 +214,13 @@ public class Q8StatsTests
         Assert.Equal(new FileInfo(golden).Length, s.OutputBytes);
         Assert.Equal("wq.1", s.WorstTensor); // 0.006329692900180817, the maximum export.py printed
         Assert.InRange(s.OverallSnrDb!.Value, 40, 60);
-        // -Summary is one table line per model, and says in words what was measured.
-        var (summaryText, _) = host.Run("$s = Get-Q8Stats $m -Summary -WarningAction SilentlyContinue; $s, $s | Out-String -Width 200", Vars(("m", model)));
+        // -Summary is one table line per model that fits 80 columns; the list view says in words what was measured.
+        var (summaryText, _) = host.Run("$s = Get-Q8Stats $m -Summary -WarningAction SilentlyContinue; $s, $s | Out-String -Width 80", Vars(("m", model)));
         var lines = string.Concat(summaryText.Select(t => t.ToString())).Split('\n').Where(l => l.Trim().Length > 0).ToList();
         Assert.Equal(4, lines.Count); // header, rule, two models
-        Assert.Contains("model, quantized in memory", lines[2]);
+        Assert.Contains("wq.1", lines[2]);
+        var (listText, _) = host.Run("Get-Q8Stats $m -Summary -WarningAction SilentlyContinue | Format-List | Out-String -Width 200", Vars(("m", model)));
+        Assert.Contains("Simulated: the source model, quantized in memory", string.Concat(listText.Select(t => t.ToString())));
 
         var (compared, ps) = host.Run("Get-Q8Stats -Path $g -ModelPath $m | Sort-Object MaxError -Descending", Vars(("m", model), ("g", golden)));
         Assert.False(ps.HadErrors, string.Join("; ", ps.Streams.Error));
@@ -230,7 +231,7 @@ public class Q8StatsTests
         Assert.Contains("SNR(dB)", string.Concat(text.Select(t => t.ToString())));
     }
 
-    [SkippableFact]
+    [Fact]
     public void Cmdlet_flags_a_file_runq_cannot_read()
     {
         var model = TestPaths.Stories("hf-f32");

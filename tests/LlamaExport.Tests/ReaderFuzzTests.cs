@@ -221,6 +221,7 @@ public class ReaderFuzzTests(ITestOutputHelper output)
     }
 
     [Fact]
+    [Trait(FuzzRuns.Category, FuzzRuns.Fuzz)]
     public void Config_json_mutants_end_as_configs_or_ConfigInvalid()
     {
         foreach (var seed in new[] { TestPaths.Fixture("gguf", "model32-hf", "config.json"), TestPaths.Fixture("llama3-tiny", "config.json") })
@@ -228,6 +229,7 @@ public class ReaderFuzzTests(ITestOutputHelper output)
     }
 
     [Fact]
+    [Trait(FuzzRuns.Category, FuzzRuns.Fuzz)]
     public void Tokenizer_mutants_end_as_vocabularies_or_tokenizer_errors()
     {
         Fuzz("sentencepiece", SentencePieceSeed(), "tokenizer.model", MutateBinary, 3000, ReadAndUse);

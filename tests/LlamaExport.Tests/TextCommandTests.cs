@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Management.Automation;
-using System.Text;
 using LlamaExport.Core.Inference;
 using LlamaExport.Core.Tokenizers;
 using Xunit;

@@ -1,4 +1,3 @@
-using LlamaExport.Testing;
 using System.Buffers.Binary;
 using System.Text;
 using LlamaExport.Core.Errors;
@@ -12,7 +11,7 @@ public class TokenizerTests
 {
     private static string Fixture(string name) => TestPaths.Fixture("llama2-tokenizer", name);
 
-    [SkippableFact]
+    [Fact]
     public void Tokenizer_model_gives_the_golden_bytes()
     {
         var golden = File.ReadAllBytes(Fixture("tokenizer.bin"));
@@ -25,7 +24,7 @@ public class TokenizerTests
         Assert.True(first < 0, $"first difference at byte {first}");
     }
 
-    [SkippableFact]
+    [Fact]
     public void Tokenizer_json_gives_its_own_pieces_in_id_order()
     {
         var json = HuggingFaceTokenizerReader.Read(Fixture("tokenizer.json"));
@@ -46,7 +45,7 @@ public class TokenizerTests
     /// What matters about merge-rank scores: run.c's greedy highest-score merge, run on the tokenizer.bin made from
     /// tokenizer.json, gives exactly the ids HuggingFace's BPE (lowest merge rank first, byte fallback) gives.
     /// </summary>
-    [SkippableFact]
+    [Fact]
     public void Run_c_encode_with_merge_rank_scores_reproduces_the_huggingface_bpe()
     {
         var path = Fixture("tokenizer.json");
@@ -143,7 +142,7 @@ public class TokenizerCommandTests
         File.WriteAllText(path, System.Text.Json.JsonSerializer.Serialize(new { model = new { type = "BPE", byte_fallback = true, vocab, merges = Array.Empty<string>() } }));
     }
 
-    [SkippableFact]
+    [Fact]
     public void Export_LlamaTokenizer_writes_the_golden_from_a_folder_and_honours_WhatIf_and_Force()
     {
         var folder = TestPaths.Fixture("llama2-tokenizer");

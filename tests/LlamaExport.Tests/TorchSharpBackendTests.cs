@@ -1,4 +1,3 @@
-using LlamaExport.Testing;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Kernels;

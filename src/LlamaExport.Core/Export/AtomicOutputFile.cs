@@ -228,7 +228,7 @@ public sealed class AtomicOutputFile : IExportOutput
         int dot = stem.LastIndexOf('.');
         if (dot <= 0) return null;
         var owner = stem[(dot + 1)..].Split('-', 2);
-        return owner.Length == 2 && owner[1].Length == 32 && owner[1].All(char.IsAsciiHexDigit) && int.TryParse(owner[0], out var pid) && pid > 0 ? pid : null;
+        return owner.Length == 2 && owner[1].Length > 0 && owner[1].All(char.IsAsciiHexDigit) && int.TryParse(owner[0], out var pid) && pid > 0 ? pid : null;
     }
 
     private static bool IsAlive(int pid)

@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.ExceptionServices;
-using System.Runtime.InteropServices;
 using LlamaExport.Core.Errors;
-using LlamaExport.Core.Kernels;
 using LlamaExport.Core.Llama2c;
 using LlamaExport.Core.Platform;
 using LlamaExport.Core.Sources;

@@ -1,4 +1,3 @@
-using LlamaExport.Core.Errors;
 using LlamaExport.Core.Kernels;
 using LlamaExport.Core.Sources;
 

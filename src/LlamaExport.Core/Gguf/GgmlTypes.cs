@@ -55,7 +55,4 @@ public static class GgmlTypes
 
     /// <summary>The types whose values this module reads, for messages.</summary>
     public static string SupportedNames => string.Join(", ", ById.Values.Where(t => t.DType is { } d && TensorDTypeInfo.IsExportable(d)).Select(t => t.Name));
-
-    /// <summary>The ggml type of a dtype, for writers (tests) and messages.</summary>
-    public static GgmlType Of(TensorDType dtype) => ById.Values.First(t => t.DType == dtype);
 }

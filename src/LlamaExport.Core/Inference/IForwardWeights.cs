@@ -1,6 +1,5 @@
 using LlamaExport.Core.Sources;
 using LlamaExport.Core.Export;
-using LlamaExport.Core.Kernels;
 using LlamaExport.Core.Llama2c;
 using LlamaExport.Core.Model;
 

@@ -94,12 +94,12 @@ public static class HuggingFaceConfig
                     $"'{path}' sets head_dim {hd}, but llama2.c always uses hidden_size / num_attention_heads = {config.HeadSize}; this model cannot be expressed in llama2.c's format.",
                     path, "Choose a model whose head_dim equals hidden_size / num_attention_heads.");
 
-            WarnAboutIgnoredSettings(root, config, warnings);
+            WarnAboutIgnoredSettings(root, warnings);
             return config;
         }
     }
 
-    private static void WarnAboutIgnoredSettings(JsonElement root, LlamaModelConfig config, ICollection<string> warnings)
+    private static void WarnAboutIgnoredSettings(JsonElement root, ICollection<string> warnings)
     {
         if (root.TryGetProperty("sliding_window", out var window) && window.ValueKind == JsonValueKind.Number)
             warnings.Add($"sliding_window is {window.GetRawText()}, but run.c attends to the whole context; results past that length will differ.");

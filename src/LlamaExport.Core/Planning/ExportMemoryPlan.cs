@@ -1,5 +1,4 @@
 using LlamaExport.Core.Export;
-using LlamaExport.Core.Model;
 
 namespace LlamaExport.Core.Planning;
 

@@ -99,14 +99,14 @@ public sealed class PyTorchCheckpoint : IDisposable
             Stored(pickle, path);
             if (pickle.Size > MaxPickleBytes) throw sink.Error(CheckpointProblemCodes.PickleTooLarge, $"its data.pkl is {pickle.Size} bytes, more than any checkpoint's");
             var bytes = new byte[pickle.Size];
-            RandomAccessExtensions.ReadExactly(handle, bytes, StoredZip.DataOffset(handle, length, pickle, path));
+            RandomAccessExtensions.ReadExactly(handle, bytes, StoredZip.DataOffset(pickle, path));
             CheckCrc(pickle, bytes, sink);
             foreach (var name in CheckedEntries.Skip(1))
             {
                 if (entries.TryGetValue(root + name, out var small) && small.IsStored && small.Size <= 4096)
                 {
                     var data = new byte[small.Size];
-                    RandomAccessExtensions.ReadExactly(handle, data, StoredZip.DataOffset(handle, length, small, path));
+                    RandomAccessExtensions.ReadExactly(handle, data, StoredZip.DataOffset(small, path));
                     CheckCrc(small, data, sink);
                 }
             }
@@ -122,7 +122,7 @@ public sealed class PyTorchCheckpoint : IDisposable
                 if (!entries.TryGetValue(root + "data/" + record.Storage.Key, out var entry))
                     throw sink.Error(CheckpointProblemCodes.StorageMissing, $"the tensor '{name}' refers to the storage '{record.Storage.Key}', which the archive lacks");
                 Stored(entry, path);
-                if (CreateTensor(path, handle, name, record, StoredZip.DataOffset(handle, length, entry, path), entry.Size, sink) is { } tensor)
+                if (CreateTensor(path, handle, name, record, StoredZip.DataOffset(entry, path), entry.Size, sink) is { } tensor)
                     checkpoint[name] = tensor;
             }
 

@@ -1,7 +1,6 @@
 using System.Text.Json;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Model;
-using LlamaExport.Core.Safetensors;
 using LlamaExport.Core.Sources;
 
 namespace LlamaExport.Core.PyTorch;

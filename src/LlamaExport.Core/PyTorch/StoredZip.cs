@@ -184,7 +184,7 @@ public static class StoredZip
     }
 
     /// <summary>Where a stored entry's bytes begin (its local header was checked when the directory was read).</summary>
-    public static long DataOffset(SafeFileHandle handle, long length, ZipEntryInfo entry, string path) =>
+    public static long DataOffset(ZipEntryInfo entry, string path) =>
         entry.DataOffset >= 0 ? entry.DataOffset
             : throw CheckpointSink.Invalid(path, $"the local header of '{entry.Name}' was not read", CheckpointProblemCodes.LocalHeaderMismatch);
 

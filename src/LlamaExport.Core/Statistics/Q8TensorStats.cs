@@ -1,4 +1,3 @@
-using LlamaExport.Core.Model;
 
 namespace LlamaExport.Core.Statistics;
 

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Text;
-using LlamaExport.Core.Errors;
 
 namespace LlamaExport.Core.Tokenizers;
 

@@ -71,9 +71,6 @@ public sealed class TextTokenizer
         return token;
     }
 
-    /// <summary>Whether the id is a special (control) token.</summary>
-    public bool IsSpecial(int id) => _specialText.ContainsKey(id);
-
     /// <summary>
     /// The text of a sequence of ids, as HuggingFace decodes it with special tokens kept: bytes joined, then read as
     /// UTF-8 (an incomplete or invalid sequence becomes U+FFFD); for sentencepiece vocabularies one leading space

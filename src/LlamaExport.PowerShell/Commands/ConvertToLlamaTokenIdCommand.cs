@@ -1,5 +1,4 @@
 using System.Management.Automation;
-using LlamaExport.Core.Errors;
 using LlamaExport.Core.Tokenizers;
 using LlamaExport.PowerShell.Infrastructure;
 

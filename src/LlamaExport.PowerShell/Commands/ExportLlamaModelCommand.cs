@@ -5,8 +5,6 @@ using LlamaExport.Core.Kernels;
 using LlamaExport.Core.Llama2c;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.Planning;
-using LlamaExport.Core.Tokenizers;
-using LlamaExport.Core.Verification;
 using LlamaExport.PowerShell.Infrastructure;
 
 namespace LlamaExport.PowerShell.Commands;
