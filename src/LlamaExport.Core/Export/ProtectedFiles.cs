@@ -17,9 +17,6 @@ public sealed class ProtectedFiles
     /// <summary>What the files are, for the message ("the model 'x'", "the tokenizer").</summary>
     public string What { get; }
 
-    /// <summary>The files, as given.</summary>
-    public IReadOnlyList<string> Paths => _files.Select(f => f.Path).ToList();
-
     /// <summary>Nothing is protected (a benchmark's scratch file).</summary>
     public static ProtectedFiles None { get; } = new("nothing");
 
@@ -35,9 +32,6 @@ public sealed class ProtectedFiles
 
         return protectedFiles;
     }
-
-    /// <summary>These files and <paramref name="more"/>.</summary>
-    public ProtectedFiles With(IEnumerable<string> more) => Of(What, Paths.Concat(more));
 
     /// <summary>The source file that <paramref name="outputPath"/> is (links followed), or null when it is none of them.</summary>
     public string? Match(string outputPath)
