@@ -39,6 +39,7 @@ public static class ErrorIds
     public const string GgufInvalid = "GgufInvalid";
     public const string ModelAmbiguous = "ModelAmbiguous";
     public const string UnsupportedRopeScaling = "UnsupportedRopeScaling";
+    public const string TargetCannotRun = "TargetCannotRun";
 
     // Paths
     public const string PathNotFound = "PathNotFound";

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 using LlamaExport.Core.Errors;
-using LlamaExport.Core.Llama2c;
 using LlamaExport.Core.Platform;
 using LlamaExport.Core.Sources;
 
@@ -46,6 +45,8 @@ public static class ExportEngine
         {
             ModelPath = plan.Source.ModelPath,
             OutputPath = output.TargetPath,
+            Target = plan.Target,
+            WeightType = plan.WeightType,
             Version = plan.Version,
             GroupSize = plan.GroupSize,
             RequestedGroupSize = plan.RequestedGroupSize,
@@ -86,7 +87,7 @@ public static class ExportEngine
             _options = options;
             _output = output;
             _stopwatch = stopwatch;
-            _work = SectionChunkReader.Chunk(plan, Math.Max(1, options.ChunkElements));
+            _work = SectionChunkReader.Chunk(plan, Math.Max(1, options.ChunkElements), groupSize: plan.GroupSize);
             if (options.ReleasePageCache)
             {
                 // Read the source in file order, so the page cache can be released right behind the reader;
@@ -105,7 +106,7 @@ public static class ExportEngine
             _quantizedIndex = new int[n];
             for (int s = 0; s < n; s++)
             {
-                if (plan.Sections[s].Encoding == SectionEncoding.Q8_0) _quantizedIndex[s] = ++_quantizedCount;
+                if (plan.Sections[s].Encoding != SectionEncoding.Float32) _quantizedIndex[s] = ++_quantizedCount;
             }
 
             _bytesWritten = plan.Header.Length;
@@ -150,7 +151,7 @@ public static class ExportEngine
         {
             var section = _plan.Sections[work.Section];
             var values = SectionChunkReader.Read(_plan, work, buffers, _options.Backend, _options.ReleasePageCache);
-            var (written, error) = Llama2cEncoder.Write(_plan, section, work, values, buffers, _options.Backend, _output);
+            var (written, error) = _plan.Encoder.Write(_plan, section, work, values, buffers, _options.Backend, _output);
             if (error is float e)
             {
                 lock (_gate) _maxError[work.Section] = MathF.Max(_maxError[work.Section], e);
@@ -178,7 +179,7 @@ public static class ExportEngine
                         Rows = s.Rows,
                         Columns = s.RowLength,
                         Encoding = s.Encoding,
-                        MaxError = s.Encoding == SectionEncoding.Q8_0 ? _maxError[_reportCursor] : null,
+                        MaxError = s.Encoding != SectionEncoding.Float32 ? _maxError[_reportCursor] : null,
                         QuantizedIndex = _quantizedIndex[_reportCursor],
                         QuantizedCount = _quantizedCount,
                     };

@@ -9,6 +9,16 @@ namespace LlamaExport.Core.Export;
 public sealed class ExportPlan
 {
     public required ModelSource Source { get; init; }
+
+    /// <summary>The format written; <see cref="Version"/> and the group size belong to llama2.c's.</summary>
+    public OutputTarget Target { get; init; } = OutputTarget.Llama2c;
+
+    /// <summary>distributed-llama's weight type (F32, Q40, Q80); null for llama2.c.</summary>
+    public string? WeightType { get; init; }
+
+    /// <summary>How the target turns chunks into bytes.</summary>
+    public IChunkEncoder Encoder { get; init; } = Llama2c.Llama2cEncoder.Instance;
+
     public required int Version { get; init; }
     public required int RequestedGroupSize { get; init; }
 

@@ -5,9 +5,17 @@ public sealed class ExportResult
 {
     public required string ModelPath { get; init; }
     public required string OutputPath { get; init; }
+
+    /// <summary>The format written: Llama2c or DistributedLlama.</summary>
+    public OutputTarget Target { get; init; } = OutputTarget.Llama2c;
+
+    /// <summary>distributed-llama's weight type (F32, Q40, Q80); null for llama2.c.</summary>
+    public string? WeightType { get; init; }
+
+    /// <summary>llama2.c's version (0, 1, 2); 0 for distributed-llama, which has no versions.</summary>
     public required int Version { get; init; }
 
-    /// <summary>The group size written (v2); 0 for the fp32 versions.</summary>
+    /// <summary>The group size written (v2; 32, the block, for distributed-llama's Q40/Q80); 0 for fp32.</summary>
     public required int GroupSize { get; init; }
 
     public required int RequestedGroupSize { get; init; }

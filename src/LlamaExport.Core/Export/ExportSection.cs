@@ -6,7 +6,15 @@ namespace LlamaExport.Core.Export;
 public enum SectionEncoding
 {
     Float32,
+
+    /// <summary>llama2.c's Q8_0: all of a section's int8 codes, then all of its fp32 scales.</summary>
     Q8_0,
+
+    /// <summary>ggml's Q4_0 blocks (distributed-llama's Q40): an fp16 scale and 16 bytes of 4-bit codes per 32 values.</summary>
+    Q40Blocks,
+
+    /// <summary>ggml's Q8_0 blocks (distributed-llama's Q80): an fp16 scale and 32 int8 codes per 32 values.</summary>
+    Q80Blocks,
 }
 
 public enum SectionTransform

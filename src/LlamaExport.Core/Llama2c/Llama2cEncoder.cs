@@ -10,8 +10,13 @@ namespace LlamaExport.Core.Llama2c;
 /// split layout (all of the section's int8 codes, then all of its fp32 scales). The engine and the statistics hand
 /// chunks here and know nothing of the layout.
 /// </summary>
-public static class Llama2cEncoder
+public sealed class Llama2cEncoder : IChunkEncoder
 {
+    public static Llama2cEncoder Instance { get; } = new();
+
+    (long Written, float? MaxError) IChunkEncoder.Write(ExportPlan plan, ExportSection section, SectionChunk chunk, ReadOnlySpan<float> values,
+        ChunkBuffers buffers, IComputeBackend backend, IExportOutput output) => Write(plan, section, chunk, values, buffers, backend, output);
+
     /// <summary>ggml's Q8_0 block: 32 values, an fp16 scale and 32 int8 codes.</summary>
     public const int GgmlQ8Block = 32;
 

@@ -77,6 +77,7 @@ public static class HuggingFaceConfig
                 RopeScaling = ReadRopeScaling(root, path, warnings),
                 BosId = OptionalId(root, "bos_token_id", path),
                 EosIds = ReadIds(root, "eos_token_id", path),
+                DeclaredKeys = root.EnumerateObject().Where(p => p.Value.ValueKind != JsonValueKind.Null).Select(p => p.Name).ToHashSet(StringComparer.Ordinal),
             };
             if (config.RopeTheta <= 0 || !double.IsFinite(config.RopeTheta)) throw Invalid(path, $"rope_theta {config.RopeTheta} is not a positive number");
             if (config.RmsNormEps <= 0 || !double.IsFinite(config.RmsNormEps)) throw Invalid(path, $"rms_norm_eps {config.RmsNormEps} is not a positive number");

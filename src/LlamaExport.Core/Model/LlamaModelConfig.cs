@@ -29,6 +29,12 @@ public sealed record LlamaModelConfig
     /// <summary>The ids that end generation, when the source says (Llama 3.2 Instruct lists three); run.c knows none.</summary>
     public IReadOnlyList<int> EosIds { get; init; } = [];
 
+    /// <summary>
+    /// The keys the source's config.json sets (not null), when it has one; null for sources without (GGUF, Meta, ckpt.pt).
+    /// Converters that write a key only when the config has it (distributed-llama's convert-hf.py) are matched with it.
+    /// </summary>
+    public IReadOnlySet<string>? DeclaredKeys { get; init; }
+
     public int HeadSize => Dim / Heads;
     public int KvDim => KvHeads * HeadSize;
 
