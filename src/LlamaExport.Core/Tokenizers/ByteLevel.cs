@@ -31,6 +31,9 @@ public static class ByteLevel
         return map;
     }
 
+    /// <summary>GPT-2's byte characters, each to the byte it stands for.</summary>
+    public static IReadOnlyDictionary<char, byte> UnicodeToByte => CharToByte;
+
     /// <summary>The raw bytes a tokenizer.json byte-level string stands for, or null when it is not one.</summary>
     public static byte[]? ToBytes(string text)
     {
