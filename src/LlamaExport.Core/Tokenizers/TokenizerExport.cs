@@ -17,6 +17,9 @@ public sealed class TokenizerExportResult
     public required string SourcePath { get; init; }
     public required int BosId { get; init; }
     public required int EosId { get; init; }
+
+    /// <summary>The format written: llama2.c's tokenizer.bin or distributed-llama's .t.</summary>
+    public OutputTarget Target { get; init; } = OutputTarget.Llama2c;
 }
 
 /// <summary>Writes tokenizer.bin atomically, as the model files are written.</summary>
@@ -45,6 +48,33 @@ public static class TokenizerExport
             SourcePath = tokenizer.SourcePath,
             BosId = tokenizer.BosId,
             EosId = tokenizer.EosId,
+        };
+    }
+
+    /// <summary>Writes distributed-llama's .t atomically, as the model files are written.</summary>
+    public static TokenizerExportResult WriteDllama(DistributedLlama.DllamaTokenizerFile.Contents contents, string outputPath, bool force, ProtectedFiles? sources = null)
+    {
+        sources ??= ProtectedFiles.Of($"the tokenizer '{contents.SourcePath}'", DistributedLlama.DllamaTokenizerFile.SourceFiles(Path.GetDirectoryName(contents.SourcePath)!));
+        sources.Refuse(outputPath);
+        var bytes = DistributedLlama.DllamaTokenizerFile.Build(contents);
+        using (var output = AtomicOutputFile.Create(outputPath, bytes.Length, force, sources))
+        {
+            output.Write(bytes, 0);
+            output.Commit();
+        }
+
+        return new TokenizerExportResult
+        {
+            OutputPath = Path.GetFullPath(outputPath),
+            Bytes = bytes.Length,
+            VocabSize = contents.Tokens.Count,
+            MaxTokenLength = contents.Tokens.Max(t => t.Length),
+            SourceKind = contents.SourcePath.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? TokenizerSourceKind.HuggingFaceJson : TokenizerSourceKind.SentencePieceModel,
+            Style = contents.SourcePath.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? TokenizerStyle.ByteLevel : TokenizerStyle.SentencePiece,
+            SourcePath = contents.SourcePath,
+            BosId = contents.BosId,
+            EosId = contents.EosIds.Count > 0 ? contents.EosIds[0] : -1,
+            Target = OutputTarget.DistributedLlama,
         };
     }
 

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using LlamaExport.Core.DistributedLlama;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Kernels;
@@ -39,6 +40,14 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
     [Parameter(ParameterSetName = ToDirectorySet, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string? OutputDirectory { get; set; }
+
+    /// <summary>The format to write: Llama2c (the default: run.c and runq.c's .bin) or DistributedLlama (dllama's .m and .t).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public OutputTarget Target { get; set; } = OutputTarget.Llama2c;
+
+    /// <summary>distributed-llama's weight type: Q40 (the default, as its docs recommend), Q80 (which dllama cannot run yet) or F32.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public DllamaWeightType WeightType { get; set; } = DllamaWeightType.Q40;
 
     /// <summary>llama2.c format: 0 (legacy fp32), 1 (fp32), 2 (Q8_0, for runq.c).</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -121,10 +130,18 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
             using var source = ModelSourceLoader.Open(modelPath, MaxSeqLen);
             foreach (var warning in source.Warnings) Warn(source.Name, warning);
 
+            bool dllama = Target == OutputTarget.DistributedLlama;
+            var llama2cOnly = new[] { nameof(Version), nameof(GroupSize) }.Where(p => MyInvocation.BoundParameters.ContainsKey(p)).ToList();
+            if (dllama && llama2cOnly.Count > 0 && Plan is null)
+                throw new LlamaExportException(ErrorIds.TargetCannotRun, FailureKind.InvalidArgument,
+                    $"-{string.Join(" and -", llama2cOnly)} belong to the llama2.c target; distributed-llama's .m has no versions and 32-value blocks.", modelPath,
+                    "Leave them out, and choose -WeightType Q40, Q80 or F32.");
             var outputPath = ResolveOutputPath(source);
             var prepared = ExportJob.Prepare(source, new ExportRequest
             {
                 OutputPath = outputPath,
+                Target = Target,
+                WeightType = WeightType,
                 Version = Version,
                 GroupSize = RequestedGroupSize,
                 MemoryMode = MemoryMode,
@@ -140,7 +157,8 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
 
             var plan = prepared.Plan;
             WriteVerbose($"Plan for '{modelPath}' → '{outputPath}':{Environment.NewLine}{plan}");
-            string format = $"llama2.c v{Version} ({(Version == 2 ? $"Q8_0, group size {plan.GroupSize}" : "fp32")}, {Llama2cPrograms.Describe(Version)})";
+            string format = dllama ? $"distributed-llama .m ({WeightType})"
+                : $"llama2.c v{Version} ({(Version == 2 ? $"Q8_0, group size {plan.GroupSize}" : "fp32")}, {Llama2cPrograms.Describe(Version)})";
             if (!ShouldProcess(outputPath, $"Export '{source.Name}' as {format}: {plan.TensorCount} tensors, {plan.TotalBytes:N0} bytes"))
                 return;
 
@@ -201,7 +219,7 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
     {
         if (ParameterSetName == ToFileSet) return PathResolution.ToFileSystemPath(this, OutputPath);
         var directory = PathResolution.ToFileSystemPath(this, OutputDirectory ?? ".");
-        return Path.Combine(directory, DefaultFileName(source.Name, Version));
+        return Path.Combine(directory, Target == OutputTarget.DistributedLlama ? DllamaModelFile.DefaultFileName(source.Name, WeightType) : DefaultFileName(source.Name, Version));
     }
 
     /// <summary>llama2.c's naming habits: stories15M.bin (v0), llama2_7b_q80.bin (v2).</summary>

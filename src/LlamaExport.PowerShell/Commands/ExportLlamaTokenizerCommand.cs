@@ -1,5 +1,7 @@
 using System.Management.Automation;
+using LlamaExport.Core.DistributedLlama;
 using LlamaExport.Core.Errors;
+using LlamaExport.Core.Export;
 using LlamaExport.Core.Gguf;
 using LlamaExport.Core.Tokenizers;
 using LlamaExport.PowerShell.Infrastructure;
@@ -44,6 +46,13 @@ public sealed class ExportLlamaTokenizerCommand : PSCmdlet
     [ValidateNotNullOrEmpty]
     public string? OutputDirectory { get; set; }
 
+    /// <summary>
+    /// Llama2c (the default: llama2.c's tokenizer.bin) or DistributedLlama (dllama's .t, written as its
+    /// convert-tokenizer-hf.py writes it from the folder's tokenizer_config.json with tokenizer.json or tokenizer.model).
+    /// </summary>
+    [Parameter]
+    public OutputTarget Target { get; set; } = OutputTarget.Llama2c;
+
     /// <summary>Replace an existing file.</summary>
     [Parameter]
     public SwitchParameter Force { get; set; }
@@ -65,6 +74,21 @@ public sealed class ExportLlamaTokenizerCommand : PSCmdlet
             {
                 source = PathResolution.ToFileSystemPath(this, Path);
                 name = GgufHeader.HasMagic(source) ? GgufFormat.DisplayName(source) : System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(source)) ?? "tokenizer";
+            }
+
+            if (Target == OutputTarget.DistributedLlama)
+            {
+                // The converter reads a folder: tokenizer_config.json names the class, config.json the BOS and EOS ids.
+                var folder = Directory.Exists(source) ? source : System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(source))!;
+                if (ParameterSetName is ModelToDirectory or ModelToFile) folder = PathResolution.ToFileSystemPath(this, ModelPath);
+                var contents = DllamaTokenizerFile.Read(folder);
+                source = contents.SourcePath;
+                var target = ParameterSetName is ModelToFile or FileToFile
+                    ? PathResolution.ToFileSystemPath(this, OutputPath)
+                    : System.IO.Path.Combine(PathResolution.ToFileSystemPath(this, OutputDirectory ?? "."), DllamaTokenizerFile.DefaultFileName(name));
+                if (!ShouldProcess(target, $"Write distributed-llama's tokenizer ({contents.Tokens.Count} tokens) from '{folder}'")) return;
+                WriteObject(TokenizerExport.WriteDllama(contents, target, Force));
+                return;
             }
 
             var tokenizer = TokenizerFiles.Read(source);
