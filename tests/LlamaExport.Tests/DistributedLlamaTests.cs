@@ -158,6 +158,24 @@ public class DistributedLlamaExportTests
         Assert.Equal(Golden("dllama_model_llama3-tiny_q80.m").Sha256, Sha(temp["dllama_model_llama3-tiny_q80.m"]));
     }
 
+    [Fact]
+    public void A_plan_for_distributed_llama_sizes_the_m_exactly_and_pipes_into_the_export()
+    {
+        using var temp = new TempFolder();
+        using var host = new HostedPowerShell();
+        var vars = new Dictionary<string, object?> { ["m"] = TestPaths.Fixture("gguf", "model32-hf"), ["o"] = temp.Path, ["c"] = TestPaths.Fixture("gguf", "model32-hf", "config.json") };
+        var (plans, ps) = host.Run("Get-ExportMemoryPlan $m -Target DistributedLlama -WeightType Q40 -OutputDirectory $o; Get-ExportMemoryPlan -ConfigPath $c -SourceDType F32 -Target DistributedLlama -WeightType Q40 -OutputDirectory $o -WarningAction SilentlyContinue", vars);
+        Assert.False(ps.HadErrors, string.Join("; ", ps.Streams.Error));
+        var (golden, bytes) = Golden("dllama_model_model32_q40.m");
+        Assert.All(plans, p => Assert.Equal(bytes, (long)p.Properties["OutputBytes"].Value));
+        Assert.Contains("-Target DistributedLlama -WeightType Q40", (string)plans[0].Properties["Command"].Value);
+        var (results, ps2) = host.Run("Get-ExportMemoryPlan $m -Target DistributedLlama -OutputDirectory $o | Export-LlamaModel", vars);
+        Assert.False(ps2.HadErrors, string.Join("; ", ps2.Streams.Error));
+        var result = (ExportResult)Assert.Single(results).BaseObject;
+        Assert.Equal("dllama_model_model32-hf_q40.m", Path.GetFileName(result.OutputPath));
+        Assert.Equal(golden, Sha(result.OutputPath));
+    }
+
     [Theory]
     [InlineData("llama3-tiny")]
     [InlineData("tok3")]

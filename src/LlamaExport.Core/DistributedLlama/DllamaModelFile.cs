@@ -187,10 +187,20 @@ public static class DllamaModelFile
             Header = header,
             Sections = sections,
             Encoder = DllamaEncoder.Instance,
-            RuntimeWarnings = weightType == DllamaWeightType.Q80
-                ? ["distributed-llama at the vendored commit (8d624a7b) multiplies only F32 weights and Q40 weights (with Q80 activations): it cannot run Q80 weights yet. Export -WeightType Q40 (recommended) or F32 to run the file with dllama."]
-                : [],
+            RuntimeWarnings = weightType == DllamaWeightType.Q80 ? [Q80Warning] : [],
         };
+    }
+
+    /// <summary>What a Q80 export is told.</summary>
+    public const string Q80Warning = "distributed-llama at the vendored commit (8d624a7b) multiplies only F32 weights and Q40 weights (with Q80 activations): it cannot run Q80 weights yet. Export -WeightType Q40 (recommended) or F32 to run the file with dllama.";
+
+    /// <summary>The .m file's size for a model of this config, before any weight is read (Get-ExportMemoryPlan -ConfigPath).</summary>
+    public static long FileSize(LlamaModelConfig c, DllamaWeightType weightType, string path)
+    {
+        var wt = EncodingOf(weightType);
+        long d = c.Dim, h = c.HiddenDim, kv = c.KvDim, v = c.VocabSize;
+        long perLayer = Bytes(wt, d * d) * 2 + Bytes(wt, kv * d) * 2 + Bytes(wt, h * d) * 3 + 2 * d * sizeof(float);
+        return Header(HeaderPairs(c, weightType, path)).Length + v * d * sizeof(float) + c.Layers * perLayer + d * sizeof(float) + Bytes(wt, v * d);
     }
 
     private static int WholeNumber(double value, string name, string modelPath)

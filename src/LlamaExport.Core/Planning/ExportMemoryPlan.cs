@@ -49,6 +49,12 @@ public sealed class ExportMemoryPlan
     public required int ShardCount { get; init; }
 
     // The output
+    /// <summary>The format planned for (binds to Export-LlamaModel -Target).</summary>
+    public Export.OutputTarget Target { get; init; } = Export.OutputTarget.Llama2c;
+
+    /// <summary>distributed-llama's weight type (binds to Export-LlamaModel -WeightType).</summary>
+    public DistributedLlama.DllamaWeightType WeightType { get; init; } = DistributedLlama.DllamaWeightType.Q40;
+
     public required int Version { get; init; }
 
     /// <summary>The requested group size (what Export-LlamaModel binds).</summary>

@@ -1,3 +1,4 @@
+using LlamaExport.Core.DistributedLlama;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Kernels;
@@ -22,10 +23,14 @@ public static class MemoryPlanner
     public static bool FitsIn(long estimate, long? available) => available is not long a || estimate * 5 / 4 + (256L << 20) <= a;
 
     /// <param name="groupSize">The v2 group size asked for; null for the source's own default.</param>
-    public static ExportMemoryPlan FromModel(string modelPath, int version, int? groupSize, string outputDirectory, CancellationToken cancellationToken = default, int? maxSeqLen = null)
+    /// <param name="target">The format to plan for; distributed-llama's with <paramref name="weightType"/>.</param>
+    public static ExportMemoryPlan FromModel(string modelPath, int version, int? groupSize, string outputDirectory, CancellationToken cancellationToken = default, int? maxSeqLen = null,
+        OutputTarget target = OutputTarget.Llama2c, DllamaWeightType weightType = DllamaWeightType.Q40)
     {
         using var source = ModelSourceLoader.Open(modelPath, maxSeqLen);
-        var plan = ExportPlanner.Create(source, version, groupSize, cancellationToken: cancellationToken);
+        var plan = target == OutputTarget.DistributedLlama
+            ? DllamaModelFile.Plan(source, weightType, cancellationToken: cancellationToken)
+            : ExportPlanner.Create(source, version, groupSize, cancellationToken: cancellationToken);
         groupSize = plan.RequestedGroupSize;
         var warnings = source.Warnings.ToList();
         if (plan.GroupSizeBackoffReason is not null) warnings.Add(plan.GroupSizeBackoffReason);
@@ -41,15 +46,29 @@ public static class MemoryPlanner
             .GroupBy(t => t.DType).OrderByDescending(g => g.Sum(t => TensorDTypeInfo.ByteCount(t.DType, t.ElementCount))).First().Key;
         return Build(source.ModelPath, source.Name, source.Config, fromConfigOnly: false, FormatName(source.Format), Directory.Exists(modelPath) && SafetensorsTensorSource.IsPresent(modelPath),
             TensorDTypeInfo.ShortName(dtype), source.Tensors.DataBytes, source.Tensors.Files.Count, version, groupSize.Value, plan.GroupSize,
-            plan.GroupSizeBackoffReason, plan.SharedClassifier, plan.TotalBytes, source.RotaryPermuted, outputDirectory, warnings, maxSeqLen);
+            plan.GroupSizeBackoffReason, plan.SharedClassifier, plan.TotalBytes, source.RotaryPermuted, outputDirectory, warnings, maxSeqLen, target, weightType);
     }
 
     /// <summary>Plans from config.json alone, before downloading the weights.</summary>
-    public static ExportMemoryPlan FromConfig(string configPath, TensorDType sourceDType, int version, int groupSize, string outputDirectory, int? maxSeqLen = null)
+    public static ExportMemoryPlan FromConfig(string configPath, TensorDType sourceDType, int version, int groupSize, string outputDirectory, int? maxSeqLen = null,
+        OutputTarget target = OutputTarget.Llama2c, DllamaWeightType weightType = DllamaWeightType.Q40)
     {
         var warnings = new List<string>();
         var config = HuggingFaceConfig.Read(configPath, warnings);
         if (maxSeqLen is int length) config = config with { MaxSeqLen = length };
+        if (target == OutputTarget.DistributedLlama)
+        {
+            bool tied = config.TieWordEmbeddings;
+            long size = DllamaModelFile.FileSize(config, weightType, configPath);
+            warnings.Add("Planned from config.json alone: sizes assume the weights are " + TensorDTypeInfo.ShortName(sourceDType) + ".");
+            if (weightType == DllamaWeightType.Q80) warnings.Add(DllamaModelFile.Q80Warning);
+            var dir = Path.GetDirectoryName(Path.GetFullPath(configPath))!;
+            int block = weightType == DllamaWeightType.F32 ? 0 : DllamaQuantizer.BlockSize;
+            return Build(dir, Path.GetFileName(dir), config, fromConfigOnly: true, "HuggingFace (config only)", hasSafetensors: SafetensorsTensorSource.IsPresent(dir),
+                TensorDTypeInfo.ShortName(sourceDType), config.ParameterCount(tied) * TensorDTypeInfo.SizeOf(sourceDType), 0, 0, block, block, null, tied,
+                size, rotaryPermuted: true, outputDirectory, warnings, maxSeqLen, target, weightType);
+        }
+
         if (!ExportPlanner.SupportedVersions.Contains(version))
             throw new LlamaExportException(ErrorIds.InvalidVersion, FailureKind.InvalidArgument, $"llama2.c has no version {version} format.", configPath, "Use -Version 0, 1 or 2.");
         int effective = 0;
@@ -86,7 +105,8 @@ public static class MemoryPlanner
 
     private static ExportMemoryPlan Build(string modelPath, string name, LlamaModelConfig config, bool fromConfigOnly, string format, bool hasSafetensors,
         string dtype, long sourceBytes, int shards, int version, int groupSize, int effectiveGroupSize, string? backoff, bool shared, long outputBytes,
-        bool rotaryPermuted, string outputDirectory, List<string> warnings, int? maxSeqLen)
+        bool rotaryPermuted, string outputDirectory, List<string> warnings, int? maxSeqLen,
+        OutputTarget target = OutputTarget.Llama2c, DllamaWeightType weightType = DllamaWeightType.Q40)
     {
         var (total, available, method) = ReadMemory();
         if (available is null) warnings.Add($"This OS gives no figure for available memory ({method}); the plan assumes the estimates fit.");
@@ -111,8 +131,9 @@ public static class MemoryPlanner
         }
 
         var recommended = fitting?.Mode ?? MemoryMode.UltraLowMemory;
-        var command = $"Export-LlamaModel -ModelPath '{modelPath.Replace("'", "''")}' -Version {version}"
-            + (version == 2 ? $" -GroupSize {groupSize}" : "") + (maxSeqLen is int m ? $" -MaxSeqLen {m}" : "") + $" -MemoryMode {recommended} -OutputDirectory '{outputDirectory.Replace("'", "''")}'";
+        var command = $"Export-LlamaModel -ModelPath '{modelPath.Replace("'", "''")}'"
+            + (target == OutputTarget.DistributedLlama ? $" -Target DistributedLlama -WeightType {weightType}" : $" -Version {version}" + (version == 2 ? $" -GroupSize {groupSize}" : ""))
+            + (maxSeqLen is int m ? $" -MaxSeqLen {m}" : "") + $" -MemoryMode {recommended} -OutputDirectory '{outputDirectory.Replace("'", "''")}'";
         return new ExportMemoryPlan
         {
             ModelPath = modelPath,
@@ -131,6 +152,8 @@ public static class MemoryPlanner
             SourceDType = dtype,
             SourceBytes = sourceBytes,
             ShardCount = shards,
+            Target = target,
+            WeightType = weightType,
             Version = version,
             GroupSize = groupSize,
             EffectiveGroupSize = effectiveGroupSize,

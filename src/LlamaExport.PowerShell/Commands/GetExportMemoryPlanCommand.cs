@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using LlamaExport.Core.DistributedLlama;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Planning;
@@ -44,6 +45,14 @@ public sealed class GetExportMemoryPlanCommand : PSCmdlet
     [ValidateRange(1, 1 << 20)]
     public int GroupSize { get; set; } = GroupSizeRule.DefaultGroupSize;
 
+    /// <summary>The format to plan for: Llama2c (the default) or DistributedLlama; piped into Export-LlamaModel with the plan.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public OutputTarget Target { get; set; } = OutputTarget.Llama2c;
+
+    /// <summary>distributed-llama's weight type (Q40, the default, Q80 or F32), for -Target DistributedLlama.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public DllamaWeightType WeightType { get; set; } = DllamaWeightType.Q40;
+
     private int? RequestedGroupSize => MyInvocation.BoundParameters.ContainsKey(nameof(GroupSize)) ? GroupSize : null;
 
     /// <summary>Where the output would go, to check free disk; the current folder by default.</summary>
@@ -66,14 +75,14 @@ public sealed class GetExportMemoryPlanCommand : PSCmdlet
                 "F32" or "f32" => "Float32",
                 "F16" or "f16" => "Float16",
                 _ => "BFloat16",
-            }), Version, GroupSize, output, MaxSeqLen));
+            }), Version, GroupSize, output, MaxSeqLen, Target, WeightType));
             return;
         }
 
         foreach (var model in ModelPath)
         {
             if (Stopping) return;
-            Plan(model, path => MemoryPlanner.FromModel(path, Version, RequestedGroupSize, output, PipelineStopToken, MaxSeqLen));
+            Plan(model, path => MemoryPlanner.FromModel(path, Version, RequestedGroupSize, output, PipelineStopToken, MaxSeqLen, Target, WeightType));
         }
     }
 
