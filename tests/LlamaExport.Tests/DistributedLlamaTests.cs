@@ -10,6 +10,7 @@ using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.Tokenizers;
+using LlamaExport.Testing;
 using Xunit;
 
 namespace LlamaExport.Tests;
@@ -114,6 +115,64 @@ public class DistributedLlamaExportTests
         // Every Q8_0 matrix but the embedding, which distributed-llama keeps in F32 whatever the weight type.
         Assert.All(plan.Sections.Where(s => s.Source!.DType == Core.Sources.TensorDType.Q8_0 && s.Role != LlamaTensorRole.TokEmbeddings),
             s => Assert.Equal(SectionEncoding.Q80Blocks, s.Encoding));
+    }
+
+    [Fact]
+    public void GGUF_Q4_0_blocks_are_copied_into_Q40_as_they_are()
+    {
+        // model32's Q8_0 GGUF with every quantized matrix replaced by random Q4_0 blocks, as a Q4_0 GGUF holds them.
+        using var temp = new TempFolder();
+        var (metadata, tensors) = GgufWriter.Read(TestPaths.Fixture("gguf", "model32-q8_0.gguf"));
+        var random = new Random(40);
+        var q4 = tensors.Select(t => t.GgmlType == 8 ? new GgufTensorSpec(t.Name, 2, t.Dims, TinyGguf.Data(random, 2, t.Dims)) : t).ToList();
+        GgufWriter.Write(temp["q4.gguf"], metadata, q4);
+        using var source = ModelSourceLoader.Open(temp["q4.gguf"]);
+        var plan = DllamaModelFile.Plan(source, DllamaWeightType.Q40);
+        ExportEngine.Run(plan, new ExportOptions { OutputPath = temp["out.m"] });
+        var bytes = File.ReadAllBytes(temp["out.m"]);
+        var copied = plan.Sections.Where(s => s.Encoding == SectionEncoding.Q40Blocks && s.Source!.DType == Core.Sources.TensorDType.Q4_0).ToList();
+        Assert.True(copied.Count > 10, $"{copied.Count} tensors");
+        foreach (var section in copied)
+        {
+            var raw = new byte[section.Bytes];
+            section.Source!.ReadRows(0, (int)section.Rows, raw);
+            Assert.Equal(raw, bytes.AsSpan((int)section.Offset, (int)section.Bytes).ToArray());
+        }
+
+        // The embedding, whatever its type, is F32: dequantized exactly as ggml does.
+        Assert.Equal(SectionEncoding.Float32, plan.Sections[0].Encoding);
+    }
+
+    [Fact]
+    public void Meta_and_ckpt_sources_write_the_weights_llama2c_s_export_py_wrote_for_them()
+    {
+        // stories260K's Meta shards and ckpt.pt hold other values than its HF twin; their F32 .m must hold, tensor for
+        // tensor, what llama2.c's export.py wrote from the same files (meta-v1.bin) or what our v1 export holds (ckpt).
+        using var temp = new TempFolder();
+        foreach (var (model, reference) in new[] { ("meta-2shard", TestPaths.Stories("golden", "meta-v1.bin")), ("llama2c-ckpt", "") })
+        {
+            var referencePath = reference;
+            if (referencePath.Length == 0)
+            {
+                using var src = ModelSourceLoader.Open(TestPaths.Stories(model));
+                referencePath = ExportEngine.Run(ExportPlanner.Create(src, 1), new ExportOptions { OutputPath = temp[$"{model}.bin"] }).OutputPath;
+            }
+
+            using var source = ModelSourceLoader.Open(TestPaths.Stories(model));
+            var plan = DllamaModelFile.Plan(source, DllamaWeightType.F32);
+            ExportEngine.Run(plan, new ExportOptions { OutputPath = temp[$"{model}.m"] });
+            var m = File.ReadAllBytes(temp[$"{model}.m"]);
+            using var v1 = Core.Llama2c.Llama2cFile.Open(referencePath);
+            foreach (var section in plan.Sections)
+            {
+                var name = section.Role == LlamaTensorRole.Output && v1.SharedClassifier ? "tok_embeddings" : section.Name;
+                var expected = v1.ReadAsFloat32(name);
+                var actual = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(m.AsSpan((int)section.Offset, (int)section.Bytes)).ToArray();
+                Assert.True(expected.AsSpan().SequenceEqual(actual), $"{model}: {section.Name} differs");
+            }
+
+            Assert.Equal(m.Length, plan.TotalBytes);
+        }
     }
 
     [Fact]
