@@ -235,6 +235,53 @@ public class DistributedLlamaExportTests
         Assert.Equal(golden, Sha(result.OutputPath));
     }
 
+    [Fact]
+    public void Invoke_LlamaModel_runs_an_m_file_and_gives_the_golden_ids_from_F32()
+    {
+        using var temp = new TempFolder();
+        var f32 = Export(TestPaths.Fixture("llama3-tiny"), DllamaWeightType.F32, temp["f32.m"]);
+        var q40 = Export(TestPaths.Fixture("llama3-tiny"), DllamaWeightType.Q40, temp["q40.m"]);
+        using var json = JsonDocument.Parse(File.ReadAllBytes(TestPaths.Fixture("llama3-tiny", "golden", "greedy.json")));
+        var golden = json.RootElement.GetProperty("sequences").GetProperty("llama3-from-bos").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        using var host = new HostedPowerShell();
+        // The .m holds rope theta, the llama3 scaling and eps; BOS (256) comes from the tokenizer, as dllama takes it from its .t.
+        var (output, ps) = host.Run("Invoke-LlamaModel $m '' -TokenizerPath $t -Steps 64 -NoStream",
+            new Dictionary<string, object?> { ["m"] = f32, ["t"] = TestPaths.Fixture("llama3-tiny", "tokenizer.json") });
+        Assert.False(ps.HadErrors, string.Join("; ", ps.Streams.Error));
+        var result = (Core.Inference.LlamaGeneration)Assert.Single(output).BaseObject;
+        Assert.Equal([256], result.PromptIds);
+        Assert.Equal(golden, result.Ids);
+
+        // Q40: the blocks dequantized exactly (code − 8) × d; the same weights give the same logits as the F32 file of them.
+        using var file = DllamaFile.Open(q40);
+        var dequantized = new float[64 * 64];
+        file.ReadRows(LlamaTensorRole.Wq, 0, 0, 64, dequantized);
+        var m = File.ReadAllBytes(q40);
+        var (offset, _, _) = file[LlamaTensorRole.Wq, 0];
+        var block = m.AsSpan((int)offset, DllamaQuantizer.Q40BlockBytes);
+        float d = (float)BinaryPrimitives.ReadHalfLittleEndian(block);
+        Assert.Equal(((block[2] & 0xF) - 8) * d, dequantized[0]);
+        Assert.Equal(((block[2] >> 4) - 8) * d, dequantized[16]);
+        var (ids, ps2) = host.Run("Invoke-LlamaModel $m -PromptIds 256 -Steps 16 -AsIds", new Dictionary<string, object?> { ["m"] = q40 });
+        Assert.False(ps2.HadErrors, string.Join("; ", ps2.Streams.Error));
+        Assert.Equal(16, ids.Count);
+    }
+
+    [Fact]
+    public void A_damaged_m_file_is_refused_by_name()
+    {
+        using var temp = new TempFolder();
+        var path = Export(TestPaths.Fixture("llama3-tiny"), DllamaWeightType.Q40, temp["q40.m"]);
+        var bytes = File.ReadAllBytes(path);
+        File.WriteAllBytes(temp["short.m"], bytes[..^7]);
+        var refused = Assert.Throws<LlamaExportException>(() => DllamaFile.Open(temp["short.m"]));
+        Assert.Equal(ErrorIds.Llama2cFileInvalid, refused.ErrorId);
+        Assert.Contains("truncated", refused.Message);
+        bytes[8] = 99; // an unknown header key
+        File.WriteAllBytes(temp["key.m"], bytes);
+        Assert.Contains("unknown key 99", Assert.Throws<LlamaExportException>(() => DllamaFile.Open(temp["key.m"])).Message);
+    }
+
     [Theory]
     [InlineData("llama3-tiny")]
     [InlineData("tok3")]

@@ -97,6 +97,25 @@ public static class DllamaModelFile
         return header;
     }
 
+    /// <summary>
+    /// The tensors in file order, as loadLlmNetWeight reads them: the embedding; per layer q, k, v, o, gate, down, up
+    /// (matrices: <c>Weight</c>, in the weight type), the two norms; the final norm; the classifier (a matrix).
+    /// </summary>
+    public static IEnumerable<(LlamaTensorRole Role, int Layer, bool Weight)> Order(int layers)
+    {
+        yield return (LlamaTensorRole.TokEmbeddings, 0, false);
+        for (int layer = 0; layer < layers; layer++)
+        {
+            foreach (var role in new[] { LlamaTensorRole.Wq, LlamaTensorRole.Wk, LlamaTensorRole.Wv, LlamaTensorRole.Wo, LlamaTensorRole.W1, LlamaTensorRole.W2, LlamaTensorRole.W3 })
+                yield return (role, layer, true);
+            yield return (LlamaTensorRole.AttentionNorm, layer, false);
+            yield return (LlamaTensorRole.FfnNorm, layer, false);
+        }
+
+        yield return (LlamaTensorRole.Norm, 0, false);
+        yield return (LlamaTensorRole.Output, 0, true);
+    }
+
     /// <summary>Bytes a tensor of <paramref name="elements"/> takes in an encoding.</summary>
     public static long Bytes(SectionEncoding encoding, long elements) => encoding switch
     {
@@ -161,17 +180,7 @@ public static class DllamaModelFile
             offset += bytes;
         }
 
-        Add(LlamaTensorRole.TokEmbeddings, 0, SectionEncoding.Float32);
-        for (int layer = 0; layer < c.Layers; layer++)
-        {
-            foreach (var role in new[] { LlamaTensorRole.Wq, LlamaTensorRole.Wk, LlamaTensorRole.Wv, LlamaTensorRole.Wo, LlamaTensorRole.W1, LlamaTensorRole.W2, LlamaTensorRole.W3 })
-                Add(role, layer, wt);
-            Add(LlamaTensorRole.AttentionNorm, layer, SectionEncoding.Float32);
-            Add(LlamaTensorRole.FfnNorm, layer, SectionEncoding.Float32);
-        }
-
-        Add(LlamaTensorRole.Norm, 0, SectionEncoding.Float32);
-        Add(LlamaTensorRole.Output, 0, wt);
+        foreach (var (role, layer, weight) in Order(c.Layers)) Add(role, layer, weight ? wt : SectionEncoding.Float32);
 
         int blocks = wt == SectionEncoding.Float32 ? 0 : DllamaQuantizer.BlockSize;
         return new ExportPlan

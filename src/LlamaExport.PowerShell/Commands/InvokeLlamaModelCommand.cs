@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Management.Automation;
 using System.Text;
+using LlamaExport.Core.DistributedLlama;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Inference;
 using LlamaExport.Core.Llama2c;
@@ -96,11 +97,11 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
         try
         {
             path = PathResolution.ExistingFile(this, Path);
-            using var file = Llama2cFile.Open(path);
-            var config = ConfigFor(file, path);
-            using var weights = new FileForwardWeights(file, config);
+            // distributed-llama's .m is read by its magic; its weights stream as float32 (Q40/Q80 blocks dequantized).
+            using IForwardWeights weights = DllamaFile.HasMagic(path) ? OpenDllama(path) : OpenLlama2c(path);
+            var config = weights.Config;
             bool quantized = QuantizedActivations && weights.GroupSize > 0;
-            if (QuantizedActivations && !quantized) WriteWarning($"'{path}' is not a version 2 file; activations stay in float32, as run.c keeps them.");
+            if (QuantizedActivations && !quantized) WriteWarning($"'{path}' is not a llama2.c version 2 file; activations stay in float32, as run.c keeps them.");
 
             var tokenizer = TokenizerFor(path, config.VocabSize);
             if (Prompt is not null && tokenizer is null)
@@ -209,6 +210,49 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
         var chars = new char[decoder.GetCharCount([], flush: true)];
         decoder.GetChars([], chars, flush: true);
         return new string(chars);
+    }
+
+    private FileForwardWeights OpenLlama2c(string path)
+    {
+        var file = Llama2cFile.Open(path);
+        try
+        {
+            return new FileForwardWeights(file, ConfigFor(file, path));
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A .m file holds rope, scaling and eps but no BOS/EOS ids (dllama takes them from its .t): they come from
+    /// -ModelPath's source, else from the tokenizer, as for a llama2.c file without them.
+    /// </summary>
+    private DllamaFile OpenDllama(string path)
+    {
+        var file = DllamaFile.Open(path);
+        if (ModelPath is null && RopeTheta is null && RmsNormEps is null) return file;
+        try
+        {
+            var config = file.Config;
+            if (ModelPath is not null)
+            {
+                using var source = ModelSourceLoader.Open(PathResolution.ToFileSystemPath(this, ModelPath));
+                config = config with { BosId = source.Config.BosId, EosIds = source.Config.EosIds };
+            }
+
+            if (RopeTheta is double theta) config = config with { RopeTheta = theta };
+            if (RmsNormEps is double eps) config = config with { RmsNormEps = eps };
+            file.Dispose();
+            return DllamaFile.Open(path, config);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The file's settings; for version 0, the source's or the parameters', saying so when there are none.</summary>
