@@ -268,6 +268,39 @@ public class DistributedLlamaExportTests
     }
 
     [Fact]
+    public void Test_LlamaExport_proves_an_m_file_right_and_finds_a_damaged_one()
+    {
+        using var temp = new TempFolder();
+        using var host = new HostedPowerShell();
+        foreach (var weightType in new[] { DllamaWeightType.F32, DllamaWeightType.Q40, DllamaWeightType.Q80 })
+        {
+            var path = Export(TestPaths.Fixture("llama3-tiny"), weightType, temp[$"{weightType}.m"]);
+            var (output, ps) = host.Run("Test-LlamaExport $p -ModelPath $m -Forward -Positions 32 -WarningAction SilentlyContinue",
+                new Dictionary<string, object?> { ["p"] = path, ["m"] = TestPaths.Fixture("llama3-tiny") });
+            Assert.False(ps.HadErrors, string.Join("; ", ps.Streams.Error));
+            var verdict = (Core.Verification.ExportVerdict)Assert.Single(output).BaseObject;
+            Assert.True(verdict.Passed, string.Join("; ", verdict.Failures.Select(f => $"{f.Name}: {f.Detail}")));
+            Assert.Equal(["Header", "FileSize", "HeaderMatchesSource", "Settings", "Tensors", "Forward"], verdict.Checks.Select(c => c.Name));
+            Assert.Equal(weightType == DllamaWeightType.Q80 ? "none" : "dllama", verdict.ReadableBy);
+            Assert.Equal(0.0, verdict.Agreement!.ReferenceMaxAbsLogitDelta);
+        }
+
+        // One flipped code in the last layer's down projection is found and named.
+        var bytes = File.ReadAllBytes(temp["Q40.m"]);
+        using (var file = DllamaFile.Open(temp["Q40.m"]))
+        {
+            var (offset, _, _) = file[LlamaTensorRole.W2, 1];
+            bytes[offset + 5] ^= 0x11;
+        }
+
+        File.WriteAllBytes(temp["damaged.m"], bytes);
+        var damaged = Core.Verification.ExportVerifier.Verify(temp["damaged.m"], TestPaths.Fixture("llama3-tiny"));
+        var tensors = damaged.Checks.Single(c => c.Name == "Tensors");
+        Assert.False(tensors.Passed);
+        Assert.StartsWith("w2.1: byte 5 ", tensors.Detail);
+    }
+
+    [Fact]
     public void A_damaged_m_file_is_refused_by_name()
     {
         using var temp = new TempFolder();

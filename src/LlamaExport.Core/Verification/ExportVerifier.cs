@@ -36,6 +36,7 @@ public static class ExportVerifier
     public static ExportVerdict Verify(string path, string? modelPath, VerifyOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new VerifyOptions();
+        if (DistributedLlama.DllamaFile.HasMagic(path)) return DllamaVerifier.Verify(path, modelPath, options, cancellationToken);
         var checks = new List<ExportCheck>();
         Llama2cFile file;
         try
@@ -262,7 +263,16 @@ public static class ExportVerifier
         var reference = new LlamaForward(new FileForwardWeights(file, sourceSettings), positions, quantized).Forward(tokens, 0, cancellationToken);
         // A version 0 file holds no settings: its readers are given the source's (Invoke-LlamaModel -ModelPath).
         var candidate = new LlamaForward(new FileForwardWeights(file, file.Version == 0 ? sourceSettings : null), positions, quantized).Forward(tokens, 0, cancellationToken);
-        int vocab = c.VocabSize, agree = 0, sameTop1 = 0;
+        return Compare(unquantized, reference, candidate, tokens, c.VocabSize, quantized);
+    }
+
+    /// <summary>
+    /// The file's logits (<paramref name="candidate"/>) against the reference (its own weights under the source's
+    /// settings) and against the unquantized source, position by position.
+    /// </summary>
+    internal static ForwardAgreement Compare(float[] unquantized, float[] reference, float[] candidate, int[] tokens, int vocab, bool quantized)
+    {
+        int agree = 0, sameTop1 = 0;
         double maxDelta = 0, settingsDelta = 0, largest = 0;
         var kl = new double[tokens.Length];
         for (int t = 0; t < tokens.Length; t++)
@@ -304,7 +314,7 @@ public static class ExportVerifier
     /// fixed seed), so the comparison runs on text the model finds plausible rather than on noise, where every
     /// prediction is a near-tie and quantization flips top-1 by chance.
     /// </summary>
-    private static int[] SampleFromSource(IForwardWeights weights, int positions, int bos, CancellationToken cancellationToken)
+    internal static int[] SampleFromSource(IForwardWeights weights, int positions, int bos, CancellationToken cancellationToken)
     {
         var random = new Random(1234);
         var forward = new LlamaForward(weights, positions, false);
