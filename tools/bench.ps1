@@ -31,7 +31,10 @@ param(
     # LlamaExport.Testing.dll: the model generator and the I/O baseline, which are not part of the module.
     [Parameter(Mandatory)] [string] $TestingAssembly,
     # Which sources to export: the BF16 safetensors folder, and the same model as a Q8_0 GGUF.
-    [ValidateSet('safetensors', 'gguf')] [string[]] $Formats = @('safetensors', 'gguf')
+    [ValidateSet('safetensors', 'gguf')] [string[]] $Formats = @('safetensors', 'gguf'),
+    # distributed-llama's converter (convert-hf.py), measured beside Export-LlamaModel -Target DistributedLlama on a small
+    # model; skipped, saying why, when the folder or Debian's python3-torch is missing.
+    [string] $DllamaConverter = $(if ($env:DLLAMA_VENDOR) { Join-Path $env:DLLAMA_VENDOR 'converter/convert-hf.py' } else { Join-Path $PSScriptRoot '../../shared/vendor/distributed-llama/converter/convert-hf.py' })
 )
 
 $ErrorActionPreference = 'Stop'
@@ -95,8 +98,8 @@ function Invoke-Stats {
     $json | ConvertFrom-Json
 }
 
-function Invoke-Export([string] $Mode, [string] $Backend = 'Managed', [string] $Source = $model) {
-    $script = "Import-Module '$ModulePath'; `$r = Export-LlamaModel -ModelPath '$Source' -OutputPath '$target' -Version $Version -MemoryMode $Mode -Backend $Backend -Force -WarningAction SilentlyContinue -ProgressAction SilentlyContinue; `$r | Select-Object @{ n = 'Seconds'; e = { `$_.Duration.TotalSeconds } }, ThroughputMBps, PeakWorkingSetBytes, Bytes, GroupSize | ConvertTo-Json -Compress"
+function Invoke-Export([string] $Mode, [string] $Backend = 'Managed', [string] $Source = $model, [string] $Format = "-Version $Version", [string] $Output = $target) {
+    $script = "Import-Module '$ModulePath'; `$r = Export-LlamaModel -ModelPath '$Source' -OutputPath '$Output' $Format -MemoryMode $Mode -Backend $Backend -Force -WarningAction SilentlyContinue -ProgressAction SilentlyContinue; `$r | Select-Object @{ n = 'Seconds'; e = { `$_.Duration.TotalSeconds } }, ThroughputMBps, PeakWorkingSetBytes, Bytes, GroupSize | ConvertTo-Json -Compress"
     $sw = [Diagnostics.Stopwatch]::StartNew()
     $json = & dotnet pwsh -NoProfile -NonInteractive -Command $script
     if ($LASTEXITCODE -ne 0) { throw "The export failed: $json" }
@@ -174,6 +177,67 @@ if ($Version -eq 2) {
     Write-Host ("Get-Q8Stats -Summary: {0:N2} s ({1:N2}x the last Default export), peak {2:N0} MiB" -f $stats.Seconds,
         $(if ($default) { $stats.Seconds / $default.'Export(s)' } else { [double]::NaN }), ($stats.Peak / 1MB))
 }
+# distributed-llama Q40 from the safetensors source, beside the I/O baseline for its own output size.
+$dllamaPlan = Get-ExportMemoryPlan -ModelPath $model -Target DistributedLlama -WeightType Q40 -OutputDirectory $outDir -WarningAction SilentlyContinue
+$dllamaTarget = Join-Path $outDir 'bench_q40.m'
+$dllamaRows = foreach ($mode in 'Default', 'UltraLowMemory') {
+    & $warm; $io::Settle(); $read = $io::Read([string[]]$sources.FullName)
+    $io::Settle(); $writeOurs = $io::WriteThroughExporter((Join-Path $outDir 'baseline-writer.bin'), $dllamaPlan.OutputBytes)
+    & $warm; $io::Settle()
+    $export = Invoke-Export $mode -Format '-Target DistributedLlama -WeightType Q40' -Output $dllamaTarget
+    Remove-Item $dllamaTarget -ErrorAction Ignore
+    [pscustomobject]@{
+        Target = 'distributed-llama Q40'; Mode = $mode; 'ReadBase(s)' = [Math]::Round($read, 2); 'WriteOurs(s)' = [Math]::Round($writeOurs, 2)
+        'IOBase(s)' = [Math]::Round($read + $writeOurs, 2); 'Export(s)' = [Math]::Round($export.ExportSeconds, 2)
+        'Export/IOBase' = [Math]::Round($export.ExportSeconds / ($read + $writeOurs), 2); 'MB/s' = [Math]::Round($export.MBps, 0)
+        'PeakRSS(MiB)' = [Math]::Round($export.PeakRssMiB, 0); 'Estimate(MiB)' = [Math]::Round(($dllamaPlan.Estimates | Where-Object Mode -eq $mode).PeakBytes / 1MB, 0)
+        'Bound(MiB)' = [Math]::Round(($dllamaPlan.Estimates | Where-Object Mode -eq $mode).BoundBytes / 1MB, 0)
+    }
+}
+Write-Host ("distributed-llama .m, Q40, from the same {0:N2}B model ({1:N2} GiB output):" -f ($plan.Parameters / 1e9), ($dllamaPlan.OutputBytes / 1GB))
+$dllamaRows | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
+
+# distributed-llama's own converter beside ours, on a model small enough for it (it loads each tensor whole through
+# torch and packs every 32-value block with struct.pack).
+$python = '/usr/bin/python3'
+$shim = Join-Path $PSScriptRoot 'pyshim'
+$hasTorch = $false
+if (Test-Path $python) { & $python -c 'import torch, numpy' 2>$null; $hasTorch = $LASTEXITCODE -eq 0 }
+if (-not (Test-Path $DllamaConverter)) {
+    Write-Host "convert-hf.py not measured: '$DllamaConverter' does not exist (set DLLAMA_VENDOR to a distributed-llama checkout)."
+}
+elseif (-not $hasTorch) {
+    Write-Host "convert-hf.py not measured: it needs Debian's python3-torch and python3-numpy (apt-get install python3-torch python3-numpy)."
+}
+else {
+    $small = Join-Path $CacheDirectory 'llama-small-bf16'
+    $smallSpec = [LlamaExport.Testing.SyntheticModelSpec]@{
+        Dim = 512; HiddenDim = 1376; Layers = 8; Heads = 8; KvHeads = 8; VocabSize = 32000; MaxSeqLen = 1024; DType = 'BFloat16'; Shards = 1; Classifier = 'Separate'; Seed = 3
+    }
+    if (-not (Test-Path (Join-Path $small '.complete')) -or (Get-Content (Join-Path $small '.complete') -Raw) -ne $smallSpec.ToString()) {
+        Remove-Item $small -Recurse -Force -ErrorAction Ignore
+        [LlamaExport.Testing.SyntheticLlamaModel]::Write($smallSpec, $small)
+        Set-Content (Join-Path $small '.complete') $smallSpec.ToString() -NoNewline
+    }
+    $work = Join-Path $outDir 'convert-hf'
+    Remove-Item $work -Recurse -Force -ErrorAction Ignore; New-Item -ItemType Directory $work | Out-Null
+    $env:PYTHONPATH = $shim
+    $timeOut = Join-Path $work 'time.txt'
+    $sw = [Diagnostics.Stopwatch]::StartNew()
+    Push-Location $work
+    try { & /usr/bin/time -v -o $timeOut $python $DllamaConverter $small q40 small > (Join-Path $work 'log.txt') 2>&1 }
+    finally { Pop-Location; Remove-Item Env:PYTHONPATH }
+    $theirs = $sw.Elapsed.TotalSeconds
+    $theirPeak = [double](((Get-Content $timeOut | Select-String 'Maximum resident set size') -split ':')[-1].Trim()) / 1024
+    $theirFile = Join-Path $work 'dllama_model_small_q40.m'
+    $ours = Invoke-Export 'Default' -Source $small -Format '-Target DistributedLlama -WeightType Q40' -Output (Join-Path $work 'ours.m')
+    $same = (Get-FileHash $theirFile).Hash -eq (Get-FileHash (Join-Path $work 'ours.m')).Hash
+    $smallParams = (Get-ExportMemoryPlan -ModelPath $small -Target DistributedLlama -WarningAction SilentlyContinue).Parameters
+    Write-Host ("convert-hf.py q40 on a {0:N0}M-parameter BF16 model: {1:N1} s, peak RSS {2:N0} MiB; Export-LlamaModel -Target DistributedLlama: {3:N2} s (process {4:N2} s), peak {5:N0} MiB; the files are {6}." -f
+        ($smallParams / 1e6), $theirs, $theirPeak, $ours.ExportSeconds, $ours.ProcessSeconds, $ours.PeakRssMiB, $(if ($same) { 'byte-identical' } else { 'DIFFERENT' }))
+    Remove-Item $work -Recurse -Force -ErrorAction Ignore
+}
+
 $over = @($rows | Where-Object { $_.'PeakRSS(MiB)' -gt $_.'Estimate(MiB)' -or $_.'PeakRSS(MiB)' -gt $_.'Bound(MiB)' })
 Write-Host ("Targets: Default export <= 2x the I/O baseline (best {0}x); every mode's peak within its estimate and bound ({1})." -f
     ($rows | Where-Object { $_.Mode -eq 'Default' -and $_.Source -eq $inputs[0].Format } | Measure-Object 'Export/IOBase' -Minimum).Minimum, $(if ($over.Count) { "$($over.Count) over" } else { 'all within' }))

@@ -254,6 +254,7 @@ public static class SyntheticLlamaModel
         json.WriteNumber("num_key_value_heads", spec.KvHeads);
         json.WriteNumber("vocab_size", spec.VocabSize);
         json.WriteNumber("max_position_embeddings", spec.MaxSeqLen);
+        json.WriteString("hidden_act", "silu");
         json.WriteNumber("rms_norm_eps", 1e-5);
         json.WriteNumber("rope_theta", 10000.0);
         json.WriteBoolean("tie_word_embeddings", spec.Classifier == ClassifierStorage.TiedInConfig);
