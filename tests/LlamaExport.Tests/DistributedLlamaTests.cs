@@ -210,6 +210,13 @@ public class DistributedLlamaExportTests
         Assert.Equal(Golden("dllama_model_llama3-tiny_q40.m").Sha256, Sha(temp["dllama_model_llama3-tiny_q40.m"]));
         Assert.Equal(Golden("dllama_tokenizer_llama3-tiny.t").Sha256, Sha(temp["dllama_tokenizer_llama3-tiny.t"]));
 
+        // -Verify checks the .m against the source before it is renamed into place.
+        var (verified, pv) = host.Run("Export-LlamaModel $m -Target DistributedLlama -WeightType F32 -Verify -OutputDirectory $o -Verbose 4>&1",
+            new Dictionary<string, object?> { ["m"] = TestPaths.Fixture("llama3-tiny"), ["o"] = temp.Path });
+        Assert.False(pv.HadErrors, string.Join("; ", pv.Streams.Error));
+        Assert.Contains(verified.Select(o => o.BaseObject).OfType<System.Management.Automation.VerboseRecord>(), v => v.Message.Contains("Tensors passed"));
+        Assert.Equal(Golden("dllama_model_llama3-tiny_f32.m").Sha256, Sha(temp["dllama_model_llama3-tiny_f32.m"]));
+
         // Q80 is written, with a warning that dllama cannot run it yet.
         var (_, q80) = host.Run("Export-LlamaModel $m -Target DistributedLlama -WeightType Q80 -OutputDirectory $o",
             new Dictionary<string, object?> { ["m"] = TestPaths.Fixture("llama3-tiny"), ["o"] = temp.Path });

@@ -83,10 +83,6 @@ public static class ExportJob
 
     public static PreparedExport Prepare(ModelSource source, ExportRequest request, CancellationToken cancellationToken = default)
     {
-        if (request.Target == OutputTarget.DistributedLlama && request.Verify)
-            throw new Errors.LlamaExportException(Errors.ErrorIds.TargetCannotRun, Errors.FailureKind.NotSupported,
-                "-Verify reads llama2.c files; Test-LlamaExport does not read distributed-llama's .m files yet.", request.OutputPath,
-                "Leave out -Verify for -Target DistributedLlama; the tests hold the .m bytes to distributed-llama's own converter.");
         var plan = request.Target == OutputTarget.DistributedLlama
             ? DistributedLlama.DllamaModelFile.Plan(source, request.WeightType, request.Backend, cancellationToken)
             : ExportPlanner.Create(source, request.Version, request.GroupSize, cancellationToken: cancellationToken);

@@ -66,7 +66,7 @@ public static class DllamaVerifier
             bool runnable = checks.All(k => k.Passed) && file.WeightType != DllamaWeightType.Q80;
             return new ExportVerdict
             {
-                Path = path, ModelPath = modelPath, Version = 0, GroupSize = file.WeightType == DllamaWeightType.F32 ? 0 : DllamaQuantizer.BlockSize,
+                Path = path, ModelPath = modelPath, Version = 0, WeightType = file.WeightType.ToString(), GroupSize = file.WeightType == DllamaWeightType.F32 ? 0 : DllamaQuantizer.BlockSize,
                 Checks = checks, Agreement = agreement, ReadableBy = runnable ? "dllama" : "none",
             };
         }

@@ -31,6 +31,10 @@ public sealed class ExportVerdict
     public required string Path { get; init; }
     public string? ModelPath { get; init; }
     public int Version { get; init; }
+
+    /// <summary>For a distributed-llama .m file, its weight type (F32, Q40, Q80); null for llama2.c files.</summary>
+    public string? WeightType { get; init; }
+
     public int GroupSize { get; init; }
 
     /// <summary>
