@@ -4,6 +4,7 @@ using LlamaExport.Core.Gguf;
 using LlamaExport.Core.Kernels;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.Sources;
+using LlamaExport.Core.Loading;
 
 namespace LlamaExport.Testing;
 

@@ -12,6 +12,8 @@ using LlamaExport.Core.Model;
 using LlamaExport.Core.Tokenizers;
 using LlamaExport.Testing;
 using Xunit;
+using LlamaExport.Core.Loading;
+using LlamaExport.Core.Llama2c;
 
 namespace LlamaExport.Tests;
 

@@ -1,8 +1,9 @@
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
-using LlamaExport.Core.Model;
 using LlamaExport.Testing;
 using Xunit;
+using LlamaExport.Core.Loading;
+using LlamaExport.Core.Llama2c;
 
 namespace LlamaExport.Tests;
 

@@ -3,6 +3,7 @@ using LlamaExport.Core.Llama2c;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.Verification;
 using Xunit;
+using LlamaExport.Core.Loading;
 
 namespace LlamaExport.Tests;
 
@@ -141,8 +142,8 @@ public class VerificationCommandTests
     {
         using var temp = new TempFolder();
         Testing.SyntheticLlamaModel.Write(new Testing.SyntheticModelSpec(), temp["model"]);
-        using var source = Core.Model.ModelSourceLoader.Open(temp["model"]);
-        var plan = Core.Export.ExportPlanner.Create(source, 2);
+        using var source = Core.Loading.ModelSourceLoader.Open(temp["model"]);
+        var plan = Core.Llama2c.ExportPlanner.Create(source, 2);
         string? seen = null;
         var options = new Core.Export.ExportOptions
         {

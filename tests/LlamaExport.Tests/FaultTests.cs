@@ -2,10 +2,11 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
-using LlamaExport.Core.Model;
 using LlamaExport.Core.Sources;
 using LlamaExport.Testing;
 using Xunit;
+using LlamaExport.Core.Loading;
+using LlamaExport.Core.Llama2c;
 
 namespace LlamaExport.Tests;
 
@@ -186,8 +187,8 @@ public partial class FaultTests
                         System.Threading.Thread.Sleep(System.Threading.Timeout.Infinite);
                     }
                 }'
-            $source = [LlamaExport.Core.Model.ModelSourceLoader]::Open('{{model}}')
-            $plan = [LlamaExport.Core.Export.ExportPlanner]::Create($source, 1, 64, $null, [Threading.CancellationToken]::None)
+            $source = [LlamaExport.Core.Loading.ModelSourceLoader]::Open('{{model}}')
+            $plan = [LlamaExport.Core.Llama2c.ExportPlanner]::Create($source, 1, 64, $null, [Threading.CancellationToken]::None)
             $options = [LlamaExport.Core.Export.ExportOptions]@{ OutputPath = '{{target}}'; Force = $true; ChunkElements = 4096; MaxDegreeOfParallelism = 1; Progress = [StallAfter]::new() }
             [LlamaExport.Core.Export.ExportEngine]::Run($plan, $options, [Threading.CancellationToken]::None)
             """;

@@ -1,8 +1,8 @@
 using System.Text.Json;
 using LlamaExport.Core.Inference;
 using LlamaExport.Core.Llama2c;
-using LlamaExport.Core.Model;
 using Xunit;
+using LlamaExport.Core.Loading;
 
 namespace LlamaExport.Tests;
 

@@ -4,6 +4,7 @@ using LlamaExport.Core.Model;
 using LlamaExport.Core.Sources;
 using LlamaExport.Testing;
 using Xunit;
+using LlamaExport.Core.Loading;
 
 namespace LlamaExport.Tests;
 

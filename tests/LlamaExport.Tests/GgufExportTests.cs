@@ -6,6 +6,8 @@ using LlamaExport.Core.Statistics;
 using LlamaExport.Core.Verification;
 using LlamaExport.Testing;
 using Xunit;
+using LlamaExport.Core.Loading;
+using LlamaExport.Core.Llama2c;
 
 namespace LlamaExport.Tests;
 

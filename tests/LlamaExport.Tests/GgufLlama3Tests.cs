@@ -6,6 +6,7 @@ using LlamaExport.Core.Model;
 using LlamaExport.Core.Tokenizers;
 using LlamaExport.Testing;
 using Xunit;
+using LlamaExport.Core.Loading;
 
 namespace LlamaExport.Tests;
 

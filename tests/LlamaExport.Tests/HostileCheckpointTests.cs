@@ -1,10 +1,11 @@
 using System.Text;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
-using LlamaExport.Core.Model;
 using LlamaExport.Core.PyTorch;
 using LlamaExport.Testing;
 using Xunit;
+using LlamaExport.Core.Loading;
+using LlamaExport.Core.Llama2c;
 
 namespace LlamaExport.Tests;
 

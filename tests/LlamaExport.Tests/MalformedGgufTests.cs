@@ -6,6 +6,7 @@ using LlamaExport.Core.Safetensors;
 using LlamaExport.Core.Tokenizers;
 using LlamaExport.Testing;
 using Xunit;
+using LlamaExport.Core.Sources;
 
 namespace LlamaExport.Tests;
 

@@ -1,10 +1,10 @@
 using System.Text;
 using LlamaExport.Core.Errors;
-using LlamaExport.Core.Model;
 using LlamaExport.Core.Safetensors;
 using LlamaExport.Core.Sources;
 using LlamaExport.Testing;
 using Xunit;
+using LlamaExport.Core.Loading;
 
 namespace LlamaExport.Tests;
 

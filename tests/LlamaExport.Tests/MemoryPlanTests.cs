@@ -2,11 +2,12 @@ using System.Diagnostics;
 using System.Management.Automation;
 using System.Text.Json;
 using LlamaExport.Core.Export;
-using LlamaExport.Core.Model;
 using LlamaExport.Core.Planning;
 using LlamaExport.Core.Sources;
 using LlamaExport.Testing;
 using Xunit;
+using LlamaExport.Core.Loading;
+using LlamaExport.Core.Llama2c;
 
 namespace LlamaExport.Tests;
 

@@ -9,6 +9,8 @@ using LlamaExport.Core.PyTorch;
 using LlamaExport.Core.Sources;
 using LlamaExport.Testing;
 using Xunit;
+using LlamaExport.Core.Loading;
+using LlamaExport.Core.Llama2c;
 
 namespace LlamaExport.Tests;
 

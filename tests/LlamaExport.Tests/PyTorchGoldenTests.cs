@@ -1,6 +1,8 @@
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Model;
 using Xunit;
+using LlamaExport.Core.Loading;
+using LlamaExport.Core.Llama2c;
 
 namespace LlamaExport.Tests;
 

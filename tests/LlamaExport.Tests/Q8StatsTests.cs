@@ -1,11 +1,11 @@
 using System.Globalization;
 using LlamaExport.Core.Errors;
-using LlamaExport.Core.Export;
 using LlamaExport.Core.Llama2c;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.Statistics;
 using LlamaExport.Testing;
 using Xunit;
+using LlamaExport.Core.Loading;
 
 namespace LlamaExport.Tests;
 

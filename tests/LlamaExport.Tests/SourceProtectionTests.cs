@@ -2,10 +2,10 @@ using System.Management.Automation;
 using System.Security.Cryptography;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
-using LlamaExport.Core.Model;
 using LlamaExport.Core.Platform;
 using Xunit;
 using HostedPipeline = System.Management.Automation.PowerShell;
+using LlamaExport.Core.Loading;
 
 namespace LlamaExport.Tests;
 

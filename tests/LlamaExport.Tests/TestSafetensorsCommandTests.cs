@@ -3,6 +3,7 @@ using LlamaExport.Core.Errors;
 using LlamaExport.Core.Safetensors;
 using LlamaExport.Testing;
 using Xunit;
+using LlamaExport.Core.Sources;
 
 namespace LlamaExport.Tests;
 

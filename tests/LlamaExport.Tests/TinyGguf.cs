@@ -1,8 +1,9 @@
 using System.Buffers.Binary;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Gguf;
-using LlamaExport.Core.Model;
 using LlamaExport.Testing;
+using LlamaExport.Core.Loading;
+using LlamaExport.Core.Llama2c;
 
 namespace LlamaExport.Tests;
 

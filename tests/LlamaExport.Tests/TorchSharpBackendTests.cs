@@ -1,10 +1,11 @@
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Kernels;
-using LlamaExport.Core.Model;
 using LlamaExport.Core.Statistics;
 using LlamaExport.TorchSharp;
 using Xunit;
+using LlamaExport.Core.Loading;
+using LlamaExport.Core.Llama2c;
 
 namespace LlamaExport.Tests;
 

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Tokenizers;
+using LlamaExport.Core.Export;
 
 namespace LlamaExport.Core.DistributedLlama;
 
@@ -201,5 +202,32 @@ public static class DllamaTokenizerFile
         {
             throw TokenizerFiles.Invalid(path, $"it is not valid JSON ({e.Message})");
         }
+    }
+
+    /// <summary>Writes distributed-llama's .t atomically, as the model files are written.</summary>
+    public static TokenizerExportResult Write(Contents contents, string outputPath, bool force, ProtectedFiles? sources = null)
+    {
+        sources ??= ProtectedFiles.Of($"the tokenizer '{contents.SourcePath}'", SourceFiles(Path.GetDirectoryName(contents.SourcePath)!));
+        sources.Refuse(outputPath);
+        var bytes = Build(contents);
+        using (var output = AtomicOutputFile.Create(outputPath, bytes.Length, force, sources))
+        {
+            output.Write(bytes, 0);
+            output.Commit();
+        }
+
+        return new TokenizerExportResult
+        {
+            OutputPath = Path.GetFullPath(outputPath),
+            Bytes = bytes.Length,
+            VocabSize = contents.Tokens.Count,
+            MaxTokenLength = contents.Tokens.Max(t => t.Length),
+            SourceKind = contents.SourcePath.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? TokenizerSourceKind.HuggingFaceJson : TokenizerSourceKind.SentencePieceModel,
+            Style = contents.SourcePath.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? TokenizerStyle.ByteLevel : TokenizerStyle.SentencePiece,
+            SourcePath = contents.SourcePath,
+            BosId = contents.BosId,
+            EosId = contents.EosIds.Count > 0 ? contents.EosIds[0] : -1,
+            Target = OutputTarget.DistributedLlama,
+        };
     }
 }

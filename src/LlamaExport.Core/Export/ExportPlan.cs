@@ -17,7 +17,7 @@ public sealed class ExportPlan
     public string? WeightType { get; init; }
 
     /// <summary>How the target turns chunks into bytes.</summary>
-    public IChunkEncoder Encoder { get; init; } = Llama2c.Llama2cEncoder.Instance;
+    public required IChunkEncoder Encoder { get; init; }
 
     public required int Version { get; init; }
     public required int RequestedGroupSize { get; init; }

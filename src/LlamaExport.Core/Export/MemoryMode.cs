@@ -62,11 +62,13 @@ public static class MemoryEstimator
     public static long LargestChunk(LlamaModelConfig c, int chunkElements, bool rotaryPermuted, int groupSize)
     {
         long largest = 0;
-        foreach (var entry in Llama2c.Llama2cLayout.Describe(2, c, sharedClassifier: false, Math.Max(1, groupSize)))
+        // Every target writes these shapes (the llama2.c v0 rope tables are smaller than any of them).
+        foreach (var role in Enum.GetValues<LlamaTensorRole>())
         {
-            long align = rotaryPermuted && entry.Role is LlamaTensorRole.Wq or LlamaTensorRole.Wk ? c.HeadSize : 1;
-            long rows = SectionChunkReader.RowsPerChunk(entry.Rows, entry.Columns, align, chunkElements, groupSize);
-            largest = Math.Max(largest, rows * entry.Columns);
+            var (entryRows, columns) = LlamaTensorRoles.ExpectedShape(role, c);
+            long align = rotaryPermuted && role is LlamaTensorRole.Wq or LlamaTensorRole.Wk ? c.HeadSize : 1;
+            long rows = SectionChunkReader.RowsPerChunk(entryRows, columns, align, chunkElements, groupSize);
+            largest = Math.Max(largest, rows * columns);
         }
 
         return largest;

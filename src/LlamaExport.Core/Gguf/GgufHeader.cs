@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
-using LlamaExport.Core.Safetensors;
 using LlamaExport.Core.Sources;
 using Microsoft.Win32.SafeHandles;
 

@@ -1,7 +1,6 @@
 using System.Text.RegularExpressions;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Platform;
-using LlamaExport.Core.Safetensors;
 using LlamaExport.Core.Sources;
 using Microsoft.Win32.SafeHandles;
 

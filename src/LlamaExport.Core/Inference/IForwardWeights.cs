@@ -1,4 +1,3 @@
-using LlamaExport.Core.Sources;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Llama2c;
 using LlamaExport.Core.Model;

@@ -58,27 +58,24 @@ public sealed class ModelSource : IDisposable
     [
         .. Tensors.Files,
         .. Directory.Exists(ModelPath)
-            ? SourceFormats.MetadataFileNames.Select(name => Path.Combine(ModelPath, name)).Where(File.Exists)
+            ? MetadataFileNames.Select(name => Path.Combine(ModelPath, name)).Where(File.Exists)
             : [],
     ];
+
+    /// <summary>The files beside the weights that a folder's format reads (config, Meta's params, shard indexes).</summary>
+    public static IReadOnlyList<string> MetadataFileNames { get; } =
+        [HuggingFaceConfig.FileName, "params.json", "model.safetensors.index.json", "pytorch_model.bin.index.json"];
 
     /// <summary>Things the user should know that do not stop the export.</summary>
     public IReadOnlyList<string> Warnings { get; }
 
-    private (bool Shared, string Reason)? _sharedClassifier;
-    private readonly object _gate = new();
-
     /// <summary>
-    /// Whether the classifier is the embedding (tie_word_embeddings, no classifier tensor, or one equal to the embedding
-    /// bit for bit), and why: decided once per opened source, since deciding may read both tensors whole.
+    /// Whether the classifier is the embedding, and why, once decided (by <c>SourceRows.SharedClassifier</c>, which may
+    /// read both tensors whole): decided once per opened source.
     /// </summary>
-    public (bool Shared, string Reason) SharedClassifier(Kernels.IComputeBackend? backend = null, CancellationToken cancellationToken = default)
-    {
-        lock (_gate)
-        {
-            return _sharedClassifier ??= SourceRows.DecideSharedClassifier(this, backend ?? Kernels.ManagedComputeBackend.Instance, cancellationToken);
-        }
-    }
+    internal (bool Shared, string Reason)? SharedClassifierDecision { get; set; }
+
+    internal object Gate { get; } = new();
 
     /// <summary>The source's own name for a llama2.c tensor.</summary>
     public string SourceName(LlamaTensorRole role, int layer) => _nameOf(role, layer);
@@ -89,7 +86,7 @@ public sealed class ModelSource : IDisposable
         {
             DisplayName = DisplayName,
             PreferredGroupSize = PreferredGroupSize,
-            _sharedClassifier = _sharedClassifier,
+            SharedClassifierDecision = SharedClassifierDecision,
         };
 
     public void Dispose() => Tensors.Dispose();

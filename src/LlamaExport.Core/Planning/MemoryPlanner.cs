@@ -7,6 +7,7 @@ using LlamaExport.Core.Model;
 using LlamaExport.Core.Platform;
 using LlamaExport.Core.Safetensors;
 using LlamaExport.Core.Sources;
+using LlamaExport.Core.Loading;
 
 namespace LlamaExport.Core.Planning;
 

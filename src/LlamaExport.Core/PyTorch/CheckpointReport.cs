@@ -1,5 +1,5 @@
 using LlamaExport.Core.Errors;
-using LlamaExport.Core.Safetensors;
+using LlamaExport.Core.Sources;
 
 namespace LlamaExport.Core.PyTorch;
 

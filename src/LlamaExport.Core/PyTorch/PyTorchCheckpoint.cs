@@ -48,7 +48,7 @@ public sealed class PyTorchCheckpoint : IDisposable
     /// Every check of <see cref="Open(string)"/>, reported instead of thrown where the reading can go on, in the same
     /// order: the first problem is the one the export refuses with.
     /// </summary>
-    public static (IReadOnlyList<Safetensors.SafetensorsProblem> Problems, int Tensors, long DataBytes, IReadOnlyList<string> DTypes) Inspect(string path)
+    public static (IReadOnlyList<Sources.SafetensorsProblem> Problems, int Tensors, long DataBytes, IReadOnlyList<string> DTypes) Inspect(string path)
     {
         var sink = new CheckpointSink(path, collect: true);
         try
@@ -59,7 +59,7 @@ public sealed class PyTorchCheckpoint : IDisposable
         }
         catch (LlamaExportException e)
         {
-            sink.Problems.Add(new Safetensors.SafetensorsProblem(e.ProblemCode ?? e.ErrorId, Safetensors.ProblemSeverity.Error, e.Message));
+            sink.Problems.Add(new Sources.SafetensorsProblem(e.ProblemCode ?? e.ErrorId, Sources.ProblemSeverity.Error, e.Message));
             return (sink.Problems, 0, 0, []);
         }
     }
@@ -145,7 +145,7 @@ public sealed class PyTorchCheckpoint : IDisposable
     /// -Deep). The export checks the CRCs of the entries it parses (data.pkl, version, byteorder) but streams weights
     /// without hashing them.
     /// </summary>
-    public static IReadOnlyList<Safetensors.SafetensorsProblem> CheckAllCrcs(string path, CancellationToken cancellationToken = default)
+    public static IReadOnlyList<Sources.SafetensorsProblem> CheckAllCrcs(string path, CancellationToken cancellationToken = default)
     {
         var sink = new CheckpointSink(path, collect: true);
         using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);

@@ -1,3 +1,4 @@
+using LlamaExport.Core.Sources;
 namespace LlamaExport.Core.Safetensors;
 
 public enum SafetensorsReportKind

@@ -1,7 +1,6 @@
 using System.Text.Json;
 using LlamaExport.Core.Errors;
 
-using LlamaExport.Core.Safetensors;
 
 namespace LlamaExport.Core.Sources;
 
@@ -11,6 +10,9 @@ namespace LlamaExport.Core.Sources;
 /// </summary>
 public sealed class ShardIndex
 {
+    /// <summary>An index is read whole; like a safetensors header it is capped (100 MiB, as a safetensors header), so a length bomb allocates nothing.</summary>
+    public const long MaxIndexBytes = 100L * 1024 * 1024;
+
     private ShardIndex(string path, Dictionary<string, string> weightMap, long? totalSize)
     {
         Path = path;
@@ -47,9 +49,9 @@ public sealed class ShardIndex
         try
         {
             long length = new FileInfo(path).Length;
-            if (length > SafetensorsHeader.MaxHeaderBytes)
+            if (length > MaxIndexBytes)
             {
-                problems.Add(Error(ProblemCodes.IndexInvalid, $"The index is {length} bytes, more than the {SafetensorsHeader.MaxHeaderBytes} allowed."));
+                problems.Add(Error(ProblemCodes.IndexInvalid, $"The index is {length} bytes, more than the {MaxIndexBytes} allowed."));
                 return null;
             }
 

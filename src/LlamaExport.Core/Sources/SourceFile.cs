@@ -1,5 +1,4 @@
 using LlamaExport.Core.Errors;
-using LlamaExport.Core.Safetensors;
 using Microsoft.Win32.SafeHandles;
 
 namespace LlamaExport.Core.Sources;

@@ -51,33 +51,6 @@ public static class TokenizerExport
         };
     }
 
-    /// <summary>Writes distributed-llama's .t atomically, as the model files are written.</summary>
-    public static TokenizerExportResult WriteDllama(DistributedLlama.DllamaTokenizerFile.Contents contents, string outputPath, bool force, ProtectedFiles? sources = null)
-    {
-        sources ??= ProtectedFiles.Of($"the tokenizer '{contents.SourcePath}'", DistributedLlama.DllamaTokenizerFile.SourceFiles(Path.GetDirectoryName(contents.SourcePath)!));
-        sources.Refuse(outputPath);
-        var bytes = DistributedLlama.DllamaTokenizerFile.Build(contents);
-        using (var output = AtomicOutputFile.Create(outputPath, bytes.Length, force, sources))
-        {
-            output.Write(bytes, 0);
-            output.Commit();
-        }
-
-        return new TokenizerExportResult
-        {
-            OutputPath = Path.GetFullPath(outputPath),
-            Bytes = bytes.Length,
-            VocabSize = contents.Tokens.Count,
-            MaxTokenLength = contents.Tokens.Max(t => t.Length),
-            SourceKind = contents.SourcePath.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? TokenizerSourceKind.HuggingFaceJson : TokenizerSourceKind.SentencePieceModel,
-            Style = contents.SourcePath.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? TokenizerStyle.ByteLevel : TokenizerStyle.SentencePiece,
-            SourcePath = contents.SourcePath,
-            BosId = contents.BosId,
-            EosId = contents.EosIds.Count > 0 ? contents.EosIds[0] : -1,
-            Target = OutputTarget.DistributedLlama,
-        };
-    }
-
     /// <summary>The tokenizer of a model folder, checked against the model's vocabulary size.</summary>
     public static LlamaTokenizer ForModel(string modelFolder, int vocabSize)
     {

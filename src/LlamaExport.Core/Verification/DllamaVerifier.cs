@@ -3,6 +3,7 @@ using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Inference;
 using LlamaExport.Core.Model;
+using LlamaExport.Core.Loading;
 
 namespace LlamaExport.Core.Verification;
 

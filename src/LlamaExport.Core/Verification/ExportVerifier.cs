@@ -5,6 +5,7 @@ using LlamaExport.Core.Inference;
 using LlamaExport.Core.Kernels;
 using LlamaExport.Core.Llama2c;
 using LlamaExport.Core.Model;
+using LlamaExport.Core.Loading;
 
 namespace LlamaExport.Core.Verification;
 

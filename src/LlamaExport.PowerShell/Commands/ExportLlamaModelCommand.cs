@@ -7,6 +7,8 @@ using LlamaExport.Core.Llama2c;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.Planning;
 using LlamaExport.PowerShell.Infrastructure;
+using LlamaExport.Core.Jobs;
+using LlamaExport.Core.Loading;
 
 namespace LlamaExport.PowerShell.Commands;
 

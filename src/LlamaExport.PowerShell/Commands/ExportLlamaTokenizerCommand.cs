@@ -87,7 +87,7 @@ public sealed class ExportLlamaTokenizerCommand : PSCmdlet
                     ? PathResolution.ToFileSystemPath(this, OutputPath)
                     : System.IO.Path.Combine(PathResolution.ToFileSystemPath(this, OutputDirectory ?? "."), DllamaTokenizerFile.DefaultFileName(name));
                 if (!ShouldProcess(target, $"Write distributed-llama's tokenizer ({contents.Tokens.Count} tokens) from '{folder}'")) return;
-                WriteObject(TokenizerExport.WriteDllama(contents, target, Force));
+                WriteObject(DllamaTokenizerFile.Write(contents, target, Force));
                 return;
             }
 

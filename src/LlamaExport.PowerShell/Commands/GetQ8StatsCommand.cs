@@ -3,9 +3,9 @@ using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Kernels;
 using LlamaExport.Core.Llama2c;
-using LlamaExport.Core.Model;
 using LlamaExport.Core.Statistics;
 using LlamaExport.PowerShell.Infrastructure;
+using LlamaExport.Core.Loading;
 
 namespace LlamaExport.PowerShell.Commands;
 

@@ -8,6 +8,7 @@ using LlamaExport.Core.Llama2c;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.Tokenizers;
 using LlamaExport.PowerShell.Infrastructure;
+using LlamaExport.Core.Loading;
 
 namespace LlamaExport.PowerShell.Commands;
 

@@ -2,8 +2,9 @@ using System.Runtime.InteropServices;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Kernels;
 using LlamaExport.Core.Model;
+using LlamaExport.Core.Sources;
 
-namespace LlamaExport.Core.Sources;
+namespace LlamaExport.Core.Export;
 
 /// <summary>
 /// Rows of a model's weights in llama2.c's orientation, read straight from a <see cref="ModelSource"/>: each tensor
@@ -55,7 +56,7 @@ public sealed class SourceRows(ModelSource source)
             long index = firstRow * rowLength + bad;
             throw new LlamaExportException(ErrorIds.NonFiniteWeight, FailureKind.InvalidData,
                 $"'{source.Name}' in '{source.SourcePath}' holds {values[bad]} at element {index} (row {index / rowLength}, column {index % rowLength}); a model with NaN or Inf weights cannot run.",
-                source.SourcePath, "The checkpoint is corrupt; re-download it, or re-save it from a working copy.", problemCode: Safetensors.ProblemCodes.NonFiniteValues);
+                source.SourcePath, "The checkpoint is corrupt; re-download it, or re-save it from a working copy.", problemCode: Sources.ProblemCodes.NonFiniteValues);
         }
 
         if (permutedHeads == 0) return values;
@@ -124,5 +125,21 @@ public sealed class SourceRows(ModelSource source)
         }
 
         return true;
+    }
+}
+
+/// <summary>The shared-classifier decision of an opened source, made once and kept with it.</summary>
+public static class SharedClassifierDecision
+{
+    /// <summary>
+    /// Whether the classifier is the embedding (tie_word_embeddings, no classifier tensor, or one equal to the embedding
+    /// bit for bit), and why: decided once per opened source, since deciding may read both tensors whole.
+    /// </summary>
+    public static (bool Shared, string Reason) SharedClassifier(this ModelSource source, IComputeBackend? backend = null, CancellationToken cancellationToken = default)
+    {
+        lock (source.Gate)
+        {
+            return source.SharedClassifierDecision ??= SourceRows.DecideSharedClassifier(source, backend ?? ManagedComputeBackend.Instance, cancellationToken);
+        }
     }
 }

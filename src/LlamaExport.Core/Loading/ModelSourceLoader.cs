@@ -1,6 +1,7 @@
 using LlamaExport.Core.Errors;
+using LlamaExport.Core.Model;
 
-namespace LlamaExport.Core.Model;
+namespace LlamaExport.Core.Loading;
 
 /// <summary>
 /// Recognises a model's layout by asking each <see cref="ISourceFormat"/> in <see cref="SourceFormats.All"/> and opens

@@ -3,8 +3,10 @@ using LlamaExport.Core.Model;
 using LlamaExport.Core.Planning;
 using LlamaExport.Core.Tokenizers;
 using LlamaExport.Core.Verification;
+using LlamaExport.Core.Export;
+using LlamaExport.Core.Llama2c;
 
-namespace LlamaExport.Core.Export;
+namespace LlamaExport.Core.Jobs;
 
 /// <summary>What a user asks of one export (Export-LlamaModel's parameters, less the paths' provider details).</summary>
 public sealed record ExportRequest
@@ -133,7 +135,7 @@ public static class ExportJob
         if (tokenizer is not null)
             written = TokenizerExport.Write(tokenizer, prepared.TokenizerPath, request.Force, sources);
         if (dllamaTokenizer is not null)
-            written = TokenizerExport.WriteDllama(dllamaTokenizer, prepared.TokenizerPath, request.Force, sources);
+            written = DistributedLlama.DllamaTokenizerFile.Write(dllamaTokenizer, prepared.TokenizerPath, request.Force, sources);
         if (written is not null)
             events.Verbose?.Invoke($"Wrote '{written.OutputPath}': {written.VocabSize} pieces from '{written.SourcePath}'.");
 

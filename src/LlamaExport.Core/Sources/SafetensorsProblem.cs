@@ -1,4 +1,4 @@
-namespace LlamaExport.Core.Safetensors;
+namespace LlamaExport.Core.Sources;
 
 public enum ProblemSeverity
 {

@@ -1,10 +1,10 @@
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Kernels;
-using LlamaExport.Core.Llama2c;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.Sources;
+using LlamaExport.Core.Export;
 
-namespace LlamaExport.Core.Export;
+namespace LlamaExport.Core.Llama2c;
 
 /// <summary>Turns an opened model and a version into an <see cref="ExportPlan"/>, checking every tensor first.</summary>
 public static class ExportPlanner
@@ -80,6 +80,7 @@ public static class ExportPlanner
             Sections = sections,
             Q8CopyNote = q8.Copied,
             Q8RequantizeWarning = q8.Requantized,
+            Encoder = Llama2cEncoder.Instance,
         };
     }
 
