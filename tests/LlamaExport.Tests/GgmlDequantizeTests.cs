@@ -150,4 +150,21 @@ public class GgmlDequantizeTests
             Assert.True(BitConverter.SingleToUInt32Bits(scalar[i]) == BitConverter.SingleToUInt32Bits(vector[i]) || (float.IsNaN(scalar[i]) && float.IsNaN(vector[i])),
                 $"element {i}: scalar {scalar[i]}, vector {vector[i]}");
     }
+
+    [Fact]
+    public void Block_shapes_come_from_ggml_s_one_table()
+    {
+        // TensorDTypeInfo no longer has its own block tables: every block-quantized dtype takes ggml's (ggml-common.h).
+        var expected = new Dictionary<Core.Sources.TensorDType, (int Size, int Bytes)>
+        {
+            [Core.Sources.TensorDType.Q8_0] = (32, 34), [Core.Sources.TensorDType.Q4_0] = (32, 18), [Core.Sources.TensorDType.Q4_1] = (32, 20),
+            [Core.Sources.TensorDType.Q5_0] = (32, 22), [Core.Sources.TensorDType.Q5_1] = (32, 24), [Core.Sources.TensorDType.Q2_K] = (256, 84),
+            [Core.Sources.TensorDType.Q3_K] = (256, 110), [Core.Sources.TensorDType.Q4_K] = (256, 144), [Core.Sources.TensorDType.Q5_K] = (256, 176),
+            [Core.Sources.TensorDType.Q6_K] = (256, 210),
+        };
+        foreach (var dtype in Enum.GetValues<Core.Sources.TensorDType>().Where(Core.Sources.TensorDTypeInfo.IsBlockQuantized))
+            Assert.Equal(expected[dtype], (Core.Sources.TensorDTypeInfo.BlockSize(dtype), Core.Sources.TensorDTypeInfo.BlockBytes(dtype)));
+        Assert.Equal(expected.Count, Enum.GetValues<Core.Sources.TensorDType>().Count(Core.Sources.TensorDTypeInfo.IsBlockQuantized));
+        Assert.Equal((1, 2), (Core.Sources.TensorDTypeInfo.BlockSize(Core.Sources.TensorDType.BFloat16), Core.Sources.TensorDTypeInfo.BlockBytes(Core.Sources.TensorDType.BFloat16)));
+    }
 }

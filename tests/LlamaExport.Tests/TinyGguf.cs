@@ -1,9 +1,9 @@
 using System.Buffers.Binary;
 using LlamaExport.Core.Export;
-using LlamaExport.Core.Gguf;
 using LlamaExport.Testing;
 using LlamaExport.Core.Loading;
 using LlamaExport.Core.Llama2c;
+using LlamaExport.Core.Sources;
 
 namespace LlamaExport.Tests;
 

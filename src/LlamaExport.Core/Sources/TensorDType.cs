@@ -47,29 +47,11 @@ public static class TensorDTypeInfo
     /// <summary>ggml's block-quantized types.</summary>
     public static bool IsBlockQuantized(TensorDType dtype) => dtype >= TensorDType.Q8_0 && dtype <= TensorDType.Q6_K;
 
-    /// <summary>Values per block: 32 for the legacy types, 256 for the K-quants, 1 for a plain element type.</summary>
-    public static int BlockSize(TensorDType dtype) => dtype switch
-    {
-        TensorDType.Q8_0 or TensorDType.Q4_0 or TensorDType.Q4_1 or TensorDType.Q5_0 or TensorDType.Q5_1 => 32,
-        TensorDType.Q2_K or TensorDType.Q3_K or TensorDType.Q4_K or TensorDType.Q5_K or TensorDType.Q6_K => 256,
-        _ => 1,
-    };
+    /// <summary>Values per block: 32 for the legacy types, 256 for the K-quants (ggml's table, <see cref="GgmlTypes"/>), 1 for a plain element type.</summary>
+    public static int BlockSize(TensorDType dtype) => IsBlockQuantized(dtype) ? GgmlTypes.Of(dtype)!.BlockSize : 1;
 
-    /// <summary>Bytes per block (ggml-common.h); for a plain type, the element size.</summary>
-    public static int BlockBytes(TensorDType dtype) => dtype switch
-    {
-        TensorDType.Q8_0 => 34,
-        TensorDType.Q4_0 => 18,
-        TensorDType.Q4_1 => 20,
-        TensorDType.Q5_0 => 22,
-        TensorDType.Q5_1 => 24,
-        TensorDType.Q2_K => 84,
-        TensorDType.Q3_K => 110,
-        TensorDType.Q4_K => 144,
-        TensorDType.Q5_K => 176,
-        TensorDType.Q6_K => 210,
-        _ => SizeOf(dtype),
-    };
+    /// <summary>Bytes per block (ggml-common.h, through <see cref="GgmlTypes"/>); for a plain type, the element size.</summary>
+    public static int BlockBytes(TensorDType dtype) => IsBlockQuantized(dtype) ? GgmlTypes.Of(dtype)!.BlockBytes : SizeOf(dtype);
 
     /// <summary>
     /// Bytes that <paramref name="elements"/> values take (whole blocks for a quantized type); checked, so a size that

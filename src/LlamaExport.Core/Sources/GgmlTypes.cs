@@ -1,6 +1,4 @@
-using LlamaExport.Core.Sources;
-
-namespace LlamaExport.Core.Gguf;
+namespace LlamaExport.Core.Sources;
 
 /// <summary>One of ggml's tensor types as GGUF numbers it: its name, block shape, and whether it can be exported.</summary>
 public sealed record GgmlType(int Id, string Name, int BlockSize, int BlockBytes, TensorDType? DType)
@@ -50,6 +48,12 @@ public static class GgmlTypes
         new(35, "TQ2_0", 256, 66, null),
         new(39, "MXFP4", 32, 17, null),
     }.ToDictionary(t => t.Id);
+
+    private static readonly Dictionary<TensorDType, GgmlType> ByDType = ById.Values.Where(t => t.DType is not null)
+        .ToDictionary(t => t.DType!.Value);
+
+    /// <summary>The ggml type of a dtype: its block shape is the one place <see cref="TensorDTypeInfo"/> learns it from.</summary>
+    internal static GgmlType? Of(TensorDType dtype) => ByDType.GetValueOrDefault(dtype);
 
     public static bool TryGet(uint id, out GgmlType type) => ById.TryGetValue(unchecked((int)id), out type!) && id <= int.MaxValue;
 
