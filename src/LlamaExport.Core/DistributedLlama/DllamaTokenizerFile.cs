@@ -27,7 +27,11 @@ public static class DllamaTokenizerFile
     public static string DefaultFileName(string name) => $"dllama_tokenizer_{name}.t";
 
     /// <summary>What a .t holds, before it is written.</summary>
-    public sealed record Contents(IReadOnlyList<byte[]> Tokens, IReadOnlyList<float> Scores, int BosId, bool AddBos, IReadOnlyList<int> EosIds, string? ChatTemplate, string SourcePath);
+    public sealed record Contents(IReadOnlyList<byte[]> Tokens, IReadOnlyList<float> Scores, int BosId, bool AddBos, IReadOnlyList<int> EosIds, string? ChatTemplate, string SourcePath)
+    {
+        /// <summary>Sentencepiece-style (LlamaTokenizer, LlamaTokenizerFast) or byte-level (the other fast tokenizers).</summary>
+        public TokenizerStyle Style { get; init; } = TokenizerStyle.ByteLevel;
+    }
 
     /// <summary>The files read to build a model folder's .t (tokenizer.json, tokenizer_config.json, config.json where present).</summary>
     public static IReadOnlyList<string> SourceFiles(string folder) =>
@@ -57,7 +61,10 @@ public static class DllamaTokenizerFile
         var (bos, eos) = BosAndEos(folder, tokenizerPath);
         if (bos < 0 || bos >= tokens.Count || eos.Any(id => id < 0 || id >= tokens.Count))
             throw TokenizerFiles.Invalid(Path.Combine(folder, "config.json"), $"its BOS {bos} or EOS {string.Join("/", eos)} is outside the vocabulary of {tokens.Count}");
-        return new Contents(tokens, [.. Enumerable.Range(0, tokens.Count).Select(i => -(float)i)], bos, addBos, eos, template, tokenizerPath);
+        return new Contents(tokens, [.. Enumerable.Range(0, tokens.Count).Select(i => -(float)i)], bos, addBos, eos, template, tokenizerPath)
+        {
+            Style = cls == "LlamaTokenizerFast" ? TokenizerStyle.SentencePiece : TokenizerStyle.ByteLevel,
+        };
     }
 
     private static string? Template(JsonElement tokenizerConfig, string path) =>
@@ -86,7 +93,7 @@ public static class DllamaTokenizerFile
             tokens.Add(isByte ? [Convert.ToByte(text[3..5], 16)] : Encoding.UTF8.GetBytes(text));
         }
 
-        return new Contents(tokens, model.Scores, model.BosId, addBos, [model.EosId], template, path);
+        return new Contents(tokens, model.Scores, model.BosId, addBos, [model.EosId], template, path) { Style = TokenizerStyle.SentencePiece };
     }
 
     public static byte[] Build(Contents t)
@@ -207,14 +214,8 @@ public static class DllamaTokenizerFile
     /// <summary>Writes distributed-llama's .t atomically, as the model files are written.</summary>
     public static TokenizerExportResult Write(Contents contents, string outputPath, bool force, ProtectedFiles? sources = null)
     {
-        sources ??= ProtectedFiles.Of($"the tokenizer '{contents.SourcePath}'", SourceFiles(Path.GetDirectoryName(contents.SourcePath)!));
-        sources.Refuse(outputPath);
         var bytes = Build(contents);
-        using (var output = AtomicOutputFile.Create(outputPath, bytes.Length, force, sources))
-        {
-            output.Write(bytes, 0);
-            output.Commit();
-        }
+        TokenizerExport.WriteFile(bytes, outputPath, force, sources ?? ProtectedFiles.Of($"the tokenizer '{contents.SourcePath}'", SourceFiles(Path.GetDirectoryName(contents.SourcePath)!)));
 
         return new TokenizerExportResult
         {
@@ -223,7 +224,7 @@ public static class DllamaTokenizerFile
             VocabSize = contents.Tokens.Count,
             MaxTokenLength = contents.Tokens.Max(t => t.Length),
             SourceKind = contents.SourcePath.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? TokenizerSourceKind.HuggingFaceJson : TokenizerSourceKind.SentencePieceModel,
-            Style = contents.SourcePath.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? TokenizerStyle.ByteLevel : TokenizerStyle.SentencePiece,
+            Style = contents.Style,
             SourcePath = contents.SourcePath,
             BosId = contents.BosId,
             EosId = contents.EosIds.Count > 0 ? contents.EosIds[0] : -1,

@@ -28,14 +28,8 @@ public static class TokenizerExport
     /// <param name="sources">The files the export read, which the output may not be; by default the tokenizer's own file.</param>
     public static TokenizerExportResult Write(LlamaTokenizer tokenizer, string outputPath, bool force, ProtectedFiles? sources = null)
     {
-        sources ??= ProtectedFiles.Of($"the tokenizer '{tokenizer.SourcePath}'", [tokenizer.SourcePath]);
-        sources.Refuse(outputPath);
         var bytes = tokenizer.ToTokenizerBin();
-        using (var output = AtomicOutputFile.Create(outputPath, bytes.Length, force, sources))
-        {
-            output.Write(bytes, 0);
-            output.Commit();
-        }
+        WriteFile(bytes, outputPath, force, sources ?? ProtectedFiles.Of($"the tokenizer '{tokenizer.SourcePath}'", [tokenizer.SourcePath]));
 
         return new TokenizerExportResult
         {
@@ -49,6 +43,15 @@ public static class TokenizerExport
             BosId = tokenizer.BosId,
             EosId = tokenizer.EosId,
         };
+    }
+
+    /// <summary>Writes a tokenizer file's bytes atomically (a temporary renamed into place), never over a file it was read from.</summary>
+    public static void WriteFile(byte[] bytes, string outputPath, bool force, ProtectedFiles sources)
+    {
+        sources.Refuse(outputPath);
+        using var output = AtomicOutputFile.Create(outputPath, bytes.Length, force, sources);
+        output.Write(bytes, 0);
+        output.Commit();
     }
 
     /// <summary>The tokenizer of a model folder, checked against the model's vocabulary size.</summary>
