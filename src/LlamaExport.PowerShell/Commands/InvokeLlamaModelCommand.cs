@@ -1,14 +1,11 @@
 using System.Diagnostics;
 using System.Management.Automation;
 using System.Text;
-using LlamaExport.Core.DistributedLlama;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Inference;
-using LlamaExport.Core.Llama2c;
-using LlamaExport.Core.Model;
 using LlamaExport.Core.Tokenizers;
 using LlamaExport.PowerShell.Infrastructure;
-using LlamaExport.Core.Loading;
+using LlamaExport.Core.Jobs;
 
 namespace LlamaExport.PowerShell.Commands;
 
@@ -98,33 +95,31 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
         try
         {
             path = PathResolution.ExistingFile(this, Path);
-            // distributed-llama's .m is read by its magic; its weights stream as float32 (Q40/Q80 blocks dequantized).
-            using IForwardWeights weights = DllamaFile.HasMagic(path) ? OpenDllama(path) : OpenLlama2c(path);
-            var config = weights.Config;
-            bool quantized = QuantizedActivations && weights.GroupSize > 0;
-            if (QuantizedActivations && !quantized) WriteWarning($"'{path}' is not a llama2.c version 2 file; activations stay in float32, as run.c keeps them.");
-
-            var tokenizer = TokenizerFor(path, config.VocabSize);
-            if (Prompt is not null && tokenizer is null)
-                throw new LlamaExportException(ErrorIds.TokenizerNotFound, FailureKind.ObjectNotFound,
-                    $"-Prompt needs a tokenizer, and none was found beside '{path}'.", path,
-                    "Pass -TokenizerPath (tokenizer.bin, tokenizer.json or tokenizer.model), export one with Export-LlamaTokenizer, or give -PromptIds.");
-            int bos = config.BosId ?? tokenizer?.Vocabulary.BosId ?? 1;
-            var prompt = PromptIds ?? [bos, .. Prompt is null ? [] : tokenizer!.Encode(Prompt)];
-            foreach (var id in prompt)
-                if (id < 0 || id >= config.VocabSize)
-                    throw new LlamaExportException(ErrorIds.InvalidPrompt, FailureKind.InvalidArgument, $"The prompt id {id} is outside the vocabulary of {config.VocabSize}.",
-                        path, "Give ids from 0 to vocab_size - 1, or a text -Prompt.");
-
-            var stopIds = StopIds(config, tokenizer);
+            using var prepared = GenerationJob.Prepare(new GenerationRequest
+            {
+                ModelFile = path,
+                SourcePath = ModelPath is null ? null : PathResolution.ToFileSystemPath(this, ModelPath),
+                RopeTheta = RopeTheta,
+                RmsNormEps = RmsNormEps,
+                TokenizerPath = TokenizerPath is null ? null : PathResolution.ExistingFile(this, TokenizerPath),
+                WantsTokenizer = TokenizerPath is not null,
+                Prompt = Prompt,
+                PromptIds = PromptIds,
+                EosIds = EosId,
+                QuantizedActivations = QuantizedActivations,
+            });
+            foreach (var warning in prepared.Warnings) WriteWarning(warning);
+            foreach (var note in prepared.Notes) WriteVerbose(note);
+            var config = prepared.Weights.Config;
+            var stopIds = prepared.StopIds;
             WriteVerbose($"{System.IO.Path.GetFileName(path)}: rope theta {config.RopeTheta:G}{(config.RopeScaling is null ? "" : $", {config.RopeScaling}")}, eps {config.RmsNormEps:G}, " +
-                $"prompt {prompt.Length} ids, stop at {(stopIds.Count == 0 ? "nothing" : string.Join(", ", stopIds))}, {Math.Min(Steps, config.MaxSeqLen)} positions.");
+                $"prompt {prepared.PromptIds.Length} ids, stop at {(stopIds.Count == 0 ? "nothing" : string.Join(", ", stopIds))}, {Math.Min(Steps, config.MaxSeqLen)} positions.");
             ulong seed = Seed != 0 ? Seed : (ulong)DateTimeOffset.UtcNow.ToUnixTimeSeconds();
             var options = new GenerationOptions
             {
-                Steps = Steps, Temperature = Temperature, TopP = TopP, Seed = seed, QuantizedActivations = quantized, StopIds = stopIds,
+                Steps = Steps, Temperature = Temperature, TopP = TopP, Seed = seed, QuantizedActivations = prepared.QuantizedActivations, StopIds = stopIds,
             };
-            Run(path, weights, tokenizer, prompt, options);
+            Run(path, prepared.Weights, prepared.Tokenizer, prepared.PromptIds, options);
         }
         catch (LlamaExportException e)
         {
@@ -144,25 +139,23 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
         bool text = tokenizer is not null && !AsIds;
         bool stream = text && !NoStream;
         var ids = new List<int>();
-        var decoder = new UTF8Encoding(false).GetDecoder();
+        var decoder = text ? new StreamingDecoder(tokenizer!, prompt[^1]) : null;
         var output = new StringBuilder();
         int? stopId = null;
         string reason = "Steps";
         var watch = Stopwatch.StartNew();
-        int previous = prompt[^1];
         try
         {
             foreach (var id in TextGeneration.Generate(weights, prompt, options, s => stopId = s, PipelineStopToken))
             {
                 ids.Add(id);
-                if (!text)
+                if (decoder is null)
                 {
                     WriteObject(id);
                     continue;
                 }
 
-                var piece = Decode(tokenizer!, decoder, previous, id);
-                previous = id;
+                var piece = decoder.Next(id);
                 output.Append(piece);
                 if (stream && piece.Length > 0) Host.UI.Write(piece);
             }
@@ -175,8 +168,8 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
         }
 
         watch.Stop();
-        if (!text) return;
-        var tail = FlushDecoder(decoder);
+        if (decoder is null) return;
+        var tail = decoder.Flush();
         output.Append(tail);
         if (stream)
         {
@@ -190,126 +183,5 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
             TokensPerSecond = ids.Count / Math.Max(watch.Elapsed.TotalSeconds, 1e-9), Temperature = options.Temperature, TopP = options.TopP, Seed = options.Seed,
         };
         if (!Stopping) WriteObject(result);
-    }
-
-    /// <summary>
-    /// The text of one generated id, completing UTF-8 sequences that span tokens; after BOS a sentencepiece
-    /// piece's leading space is dropped, as run.c's decode does.
-    /// </summary>
-    private static string Decode(TextTokenizer tokenizer, Decoder decoder, int previous, int id)
-    {
-        var bytes = tokenizer.TokenBytes(id);
-        if (tokenizer.Vocabulary.Style == TokenizerStyle.SentencePiece && previous == tokenizer.Vocabulary.BosId && bytes.Length > 0 && bytes[0] == ' ')
-            bytes = bytes[1..];
-        var chars = new char[decoder.GetCharCount(bytes, flush: false)];
-        decoder.GetChars(bytes, chars, flush: false);
-        return new string(chars);
-    }
-
-    private static string FlushDecoder(Decoder decoder)
-    {
-        var chars = new char[decoder.GetCharCount([], flush: true)];
-        decoder.GetChars([], chars, flush: true);
-        return new string(chars);
-    }
-
-    private FileForwardWeights OpenLlama2c(string path)
-    {
-        var file = Llama2cFile.Open(path);
-        try
-        {
-            return new FileForwardWeights(file, ConfigFor(file, path));
-        }
-        catch
-        {
-            file.Dispose();
-            throw;
-        }
-    }
-
-    /// <summary>
-    /// A .m file holds rope, scaling and eps but no BOS/EOS ids (dllama takes them from its .t): they come from
-    /// -ModelPath's source, else from the tokenizer, as for a llama2.c file without them.
-    /// </summary>
-    private DllamaFile OpenDllama(string path)
-    {
-        var file = DllamaFile.Open(path);
-        if (ModelPath is null && RopeTheta is null && RmsNormEps is null) return file;
-        try
-        {
-            var config = file.Config;
-            if (ModelPath is not null)
-            {
-                using var source = ModelSourceLoader.Open(PathResolution.ToFileSystemPath(this, ModelPath));
-                config = config with { BosId = source.Config.BosId, EosIds = source.Config.EosIds };
-            }
-
-            if (RopeTheta is double theta) config = config with { RopeTheta = theta };
-            if (RmsNormEps is double eps) config = config with { RmsNormEps = eps };
-            file.Dispose();
-            return DllamaFile.Open(path, config);
-        }
-        catch
-        {
-            file.Dispose();
-            throw;
-        }
-    }
-
-    /// <summary>The file's settings; for version 0, the source's or the parameters', saying so when there are none.</summary>
-    private LlamaModelConfig ConfigFor(Llama2cFile file, string path)
-    {
-        var config = file.Config;
-        if (ModelPath is not null)
-        {
-            using var source = ModelSourceLoader.Open(PathResolution.ToFileSystemPath(this, ModelPath));
-            var s = source.Config;
-            if (file.Version > 0 && HeaderExtension.Needed(s) && !HeaderExtension.Needed(config))
-                WriteVerbose($"'{path}' records no rope or token settings; using the source's.");
-            config = config with { RopeTheta = s.RopeTheta, RopeScaling = s.RopeScaling, RmsNormEps = s.RmsNormEps, BosId = s.BosId ?? config.BosId, EosIds = s.EosIds.Count > 0 ? s.EosIds : config.EosIds };
-        }
-        else if (file.Version == 0 && RopeTheta is null && RmsNormEps is null)
-        {
-            WriteWarning($"'{System.IO.Path.GetFileName(path)}' is a version 0 file, which records no rope theta, rope scaling, norm eps or BOS/EOS ids; " +
-                "it runs with run.c's constants (theta 10000, no scaling, eps 1e-5, BOS 1). For a model trained otherwise (Llama 3: theta 500000 and llama3 scaling), " +
-                "pass -ModelPath <the source folder>, or -RopeTheta and -RmsNormEps.");
-        }
-
-        if (RopeTheta is double theta) config = config with { RopeTheta = theta };
-        if (RmsNormEps is double eps) config = config with { RmsNormEps = eps };
-        return config;
-    }
-
-    private IReadOnlyCollection<int> StopIds(LlamaModelConfig config, TextTokenizer? tokenizer)
-    {
-        if (EosId is not null) return EosId;
-        if (config.EosIds.Count > 0) return config.EosIds;
-        if (tokenizer is not null)
-        {
-            var ids = tokenizer.Vocabulary.EosIds.Where(i => i >= 0).ToList();
-            // run.c ends a sequence at BOS (1): sentencepiece models start a new document there.
-            if (tokenizer.Vocabulary.Style == TokenizerStyle.SentencePiece) ids.Add(tokenizer.Vocabulary.BosId);
-            return ids;
-        }
-
-        return [1]; // run.c's data-dependent stop: BOS delimits sequences
-    }
-
-    private TextTokenizer? TokenizerFor(string modelFile, int vocabSize)
-    {
-        string? path = TokenizerPath is not null ? PathResolution.ExistingFile(this, TokenizerPath) : null;
-        if (path is null)
-        {
-            var folder = System.IO.Path.GetDirectoryName(modelFile)!;
-            path = new[] { System.IO.Path.ChangeExtension(modelFile, ".tokenizer.bin"), System.IO.Path.Combine(folder, "tokenizer.bin") }.FirstOrDefault(File.Exists);
-            if (path is null || (Prompt is null && !MyInvocation.BoundParameters.ContainsKey(nameof(TokenizerPath)))) return null;
-        }
-
-        var vocabulary = TokenizerFiles.Read(path);
-        if (vocabulary.VocabSize != vocabSize)
-            throw new LlamaExportException(ErrorIds.TokenizerVocabMismatch, FailureKind.InvalidData,
-                $"'{path}' has {vocabulary.VocabSize} tokens but the model's vocabulary is {vocabSize}.", path, "Use the tokenizer that came with this model.");
-        WriteVerbose($"Tokenizer: '{path}' ({vocabulary.Style}, {vocabulary.VocabSize} tokens).");
-        return new TextTokenizer(vocabulary);
     }
 }
