@@ -178,6 +178,20 @@ public class DistributedLlamaExportTests
     }
 
     [Fact]
+    public void Every_output_format_is_a_registered_target_that_names_its_files()
+    {
+        Assert.Equal(Enum.GetValues<OutputTarget>().Order(), Core.Targets.OutputTargets.All.Select(t => t.Kind).Order());
+        var llama2c = Core.Targets.OutputTargets.Of(OutputTarget.Llama2c);
+        var dllama = Core.Targets.OutputTargets.Of(OutputTarget.DistributedLlama);
+        Assert.Equal("m_q80.bin", llama2c.ModelFileName("m", new Core.Targets.TargetOptions()));
+        Assert.Equal("m.bin", llama2c.ModelFileName("m", new Core.Targets.TargetOptions { Version = 0 }));
+        Assert.Equal("dllama_model_m_q40.m", dllama.ModelFileName("m", new Core.Targets.TargetOptions()));
+        Assert.Equal("dllama_model_m_f32.m", dllama.ModelFileName("m", new Core.Targets.TargetOptions { WeightType = DllamaWeightType.F32 }));
+        Assert.Equal(Path.Combine("/o", "m_q80.tokenizer.bin"), llama2c.TokenizerPath("m", Path.Combine("/o", "m_q80.bin")));
+        Assert.Equal(Path.GetFullPath(Path.Combine("/o", "dllama_tokenizer_m.t")), dllama.TokenizerPath("m", Path.Combine("/o", "dllama_model_m_q40.m")));
+    }
+
+    [Fact]
     public void What_dllama_cannot_run_is_refused_before_anything_is_written()
     {
         using var temp = new TempFolder();

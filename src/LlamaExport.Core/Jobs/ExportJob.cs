@@ -4,7 +4,6 @@ using LlamaExport.Core.Planning;
 using LlamaExport.Core.Tokenizers;
 using LlamaExport.Core.Verification;
 using LlamaExport.Core.Export;
-using LlamaExport.Core.Llama2c;
 
 namespace LlamaExport.Core.Jobs;
 
@@ -20,6 +19,9 @@ public sealed record ExportRequest
     public DistributedLlama.DllamaWeightType WeightType { get; init; } = DistributedLlama.DllamaWeightType.Q40;
 
     public int Version { get; init; } = 2;
+
+    /// <summary>The target's choices, as the target plug-ins take them.</summary>
+    public Targets.TargetOptions Options => new() { Version = Version, GroupSize = GroupSize, WeightType = WeightType };
 
     /// <summary>The v2 group size asked for; null for the source's own default.</summary>
     public int? GroupSize { get; init; }
@@ -47,9 +49,7 @@ public sealed class PreparedExport
     public required IReadOnlyList<string> Notes { get; init; }
 
     /// <summary>Where -IncludeTokenizer writes: &lt;output&gt;.tokenizer.bin for llama2.c, dllama_tokenizer_&lt;model&gt;.t beside the model for distributed-llama.</summary>
-    public string TokenizerPath => Request.Target == OutputTarget.DistributedLlama
-        ? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(Request.OutputPath))!, DistributedLlama.DllamaTokenizerFile.DefaultFileName(Source.Name))
-        : Path.ChangeExtension(Request.OutputPath, ".tokenizer.bin");
+    public string TokenizerPath => Targets.OutputTargets.Of(Request.Target).TokenizerPath(Source.Name, Request.OutputPath);
 }
 
 /// <summary>Callbacks through which a running export talks to its host (the cmdlet's pipeline thread).</summary>
@@ -68,26 +68,9 @@ public sealed class ExportJobEvents
 /// </summary>
 public static class ExportJob
 {
-    /// <summary>distributed-llama's tokenizer of a model folder, checked against the model's vocabulary.</summary>
-    private static DistributedLlama.DllamaTokenizerFile.Contents DllamaTokenizerFor(ModelSource source)
-    {
-        if (!Directory.Exists(source.ModelPath))
-            throw new Errors.LlamaExportException(Errors.ErrorIds.TokenizerNotFound, Errors.FailureKind.NotSupported,
-                $"'{source.ModelPath}' is a file; distributed-llama's tokenizer is written from a HuggingFace folder's tokenizer.json or tokenizer.model with tokenizer_config.json.",
-                source.ModelPath, "Export the tokenizer from the model's HuggingFace folder with Export-LlamaTokenizer -Target DistributedLlama, or leave out -IncludeTokenizer.");
-        var contents = DistributedLlama.DllamaTokenizerFile.Read(source.ModelPath);
-        if (contents.Tokens.Count != source.Config.VocabSize)
-            throw new Errors.LlamaExportException(Errors.ErrorIds.TokenizerVocabMismatch, Errors.FailureKind.InvalidData,
-                $"'{contents.SourcePath}' has {contents.Tokens.Count} tokens but the model's vocabulary is {source.Config.VocabSize}.", contents.SourcePath,
-                "Use the tokenizer that came with this model.");
-        return contents;
-    }
-
     public static PreparedExport Prepare(ModelSource source, ExportRequest request, CancellationToken cancellationToken = default)
     {
-        var plan = request.Target == OutputTarget.DistributedLlama
-            ? DistributedLlama.DllamaModelFile.Plan(source, request.WeightType, request.Backend, cancellationToken)
-            : ExportPlanner.Create(source, request.Version, request.GroupSize, cancellationToken: cancellationToken);
+        var plan = Targets.OutputTargets.Of(request.Target).Plan(source, request.Options, request.Backend, cancellationToken);
         var warnings = new List<string>();
         var notes = new List<string>();
         if (plan.GroupSizeBackoffReason is not null) warnings.Add(plan.GroupSizeBackoffReason);
@@ -103,13 +86,8 @@ public static class ExportJob
         events ??= new ExportJobEvents();
 
         // Refuse before the work starts, not after it: neither output may be a file the export reads, whatever -Force says.
-        bool dllama = request.Target == OutputTarget.DistributedLlama;
-        var tokenizer = request.IncludeTokenizer && !dllama ? TokenizerExport.ForModel(source.ModelPath, source.Config.VocabSize) : null;
-        var dllamaTokenizer = request.IncludeTokenizer && dllama ? DllamaTokenizerFor(source) : null;
-        IEnumerable<string> read = source.Files;
-        if (tokenizer is not null) read = read.Append(tokenizer.SourcePath);
-        if (dllamaTokenizer is not null) read = read.Concat(DistributedLlama.DllamaTokenizerFile.SourceFiles(source.ModelPath));
-        var sources = ProtectedFiles.Of($"the model '{source.ModelPath}'", read);
+        var tokenizer = request.IncludeTokenizer ? Targets.OutputTargets.Of(request.Target).Tokenizer(source) : null;
+        var sources = ProtectedFiles.Of($"the model '{source.ModelPath}'", tokenizer is null ? source.Files : source.Files.Concat(tokenizer.SourceFiles));
         AtomicOutputFile.CheckTarget(request.OutputPath, plan.TotalBytes, request.Force, sources);
         if (request.IncludeTokenizer) AtomicOutputFile.CheckTarget(prepared.TokenizerPath, 1 << 20, request.Force, sources);
         var memory = MemoryPolicy.Choose(source.Config, source.RotaryPermuted, plan.GroupSize,
@@ -131,11 +109,7 @@ public static class ExportJob
             },
         };
         var result = ExportEngine.Run(plan, options, cancellationToken);
-        TokenizerExportResult? written = null;
-        if (tokenizer is not null)
-            written = TokenizerExport.Write(tokenizer, prepared.TokenizerPath, request.Force, sources);
-        if (dllamaTokenizer is not null)
-            written = DistributedLlama.DllamaTokenizerFile.Write(dllamaTokenizer, prepared.TokenizerPath, request.Force, sources);
+        var written = tokenizer?.Write(prepared.TokenizerPath, request.Force, sources);
         if (written is not null)
             events.Verbose?.Invoke($"Wrote '{written.OutputPath}': {written.VocabSize} pieces from '{written.SourcePath}'.");
 

@@ -29,9 +29,7 @@ public static class MemoryPlanner
         OutputTarget target = OutputTarget.Llama2c, DllamaWeightType weightType = DllamaWeightType.Q40)
     {
         using var source = ModelSourceLoader.Open(modelPath, maxSeqLen);
-        var plan = target == OutputTarget.DistributedLlama
-            ? DllamaModelFile.Plan(source, weightType, cancellationToken: cancellationToken)
-            : ExportPlanner.Create(source, version, groupSize, cancellationToken: cancellationToken);
+        var plan = Targets.OutputTargets.Of(target).Plan(source, new Targets.TargetOptions { Version = version, GroupSize = groupSize, WeightType = weightType }, null, cancellationToken);
         groupSize = plan.RequestedGroupSize;
         var warnings = source.Warnings.ToList();
         if (plan.GroupSizeBackoffReason is not null) warnings.Add(plan.GroupSizeBackoffReason);

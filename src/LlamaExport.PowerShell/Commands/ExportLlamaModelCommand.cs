@@ -3,11 +3,11 @@ using LlamaExport.Core.DistributedLlama;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Kernels;
-using LlamaExport.Core.Llama2c;
 using LlamaExport.Core.Model;
 using LlamaExport.Core.Planning;
 using LlamaExport.PowerShell.Infrastructure;
 using LlamaExport.Core.Jobs;
+using LlamaExport.Core.Targets;
 using LlamaExport.Core.Loading;
 
 namespace LlamaExport.PowerShell.Commands;
@@ -159,8 +159,7 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
 
             var plan = prepared.Plan;
             WriteVerbose($"Plan for '{modelPath}' → '{outputPath}':{Environment.NewLine}{plan}");
-            string format = dllama ? $"distributed-llama .m ({WeightType})"
-                : $"llama2.c v{Version} ({(Version == 2 ? $"Q8_0, group size {plan.GroupSize}" : "fp32")}, {Llama2cPrograms.Describe(Version)})";
+            string format = OutputTargets.Of(Target).Describe(plan, prepared.Request.Options);
             if (!ShouldProcess(outputPath, $"Export '{source.Name}' as {format}: {plan.TensorCount} tensors, {plan.TotalBytes:N0} bytes"))
                 return;
 
@@ -221,14 +220,6 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
     {
         if (ParameterSetName == ToFileSet) return PathResolution.ToFileSystemPath(this, OutputPath);
         var directory = PathResolution.ToFileSystemPath(this, OutputDirectory ?? ".");
-        return Path.Combine(directory, Target == OutputTarget.DistributedLlama ? DllamaModelFile.DefaultFileName(source.Name, WeightType) : DefaultFileName(source.Name, Version));
+        return Path.Combine(directory, OutputTargets.Of(Target).ModelFileName(source.Name, new TargetOptions { Version = Version, WeightType = WeightType }));
     }
-
-    /// <summary>llama2.c's naming habits: stories15M.bin (v0), llama2_7b_q80.bin (v2).</summary>
-    internal static string DefaultFileName(string modelName, int version) => version switch
-    {
-        0 => $"{modelName}.bin",
-        1 => $"{modelName}_v1.bin",
-        _ => $"{modelName}_q80.bin",
-    };
 }
