@@ -68,6 +68,25 @@ public class DistributedLlamaExportTests
     [InlineData(DllamaWeightType.F32)]
     [InlineData(DllamaWeightType.Q40)]
     [InlineData(DllamaWeightType.Q80)]
+    public void A_Mistral_style_model_in_two_shards_gives_convert_hf_py_s_bytes(DllamaWeightType weightType)
+    {
+        // Generated deterministically, as goldens.json records: model_type mistral, GQA, untied, BF16 shards with an index.
+        using var temp = new TempFolder();
+        SyntheticLlamaModel.Write(new SyntheticModelSpec
+        {
+            Architecture = "MistralForCausalLM", Dim = 64, HiddenDim = 160, Layers = 2, Heads = 4, KvHeads = 2, VocabSize = 96, MaxSeqLen = 128,
+            DType = Core.Sources.TensorDType.BFloat16, Shards = 2, Classifier = ClassifierStorage.Separate, Seed = 11,
+        }, temp["mistral-tiny"]);
+        var path = Export(temp["mistral-tiny"], weightType, temp["out.m"]);
+        var (sha, bytes) = Golden($"dllama_model_mistral-tiny_{weightType.ToString().ToLowerInvariant()}.m");
+        Assert.Equal(bytes, new FileInfo(path).Length);
+        Assert.Equal(sha, Sha(path));
+    }
+
+    [Theory]
+    [InlineData(DllamaWeightType.F32)]
+    [InlineData(DllamaWeightType.Q40)]
+    [InlineData(DllamaWeightType.Q80)]
     public void A_GGUF_of_llama3_tiny_gives_the_HF_folder_s_bytes(DllamaWeightType weightType)
     {
         // The GGUF as llama.cpp's converter lays it out (rope_freqs, q/k in ggml's order, no config.json): every header
