@@ -32,6 +32,14 @@ public class DistributedLlamaExportTests
 
     internal static string Sha(string path) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(path)));
 
+    /// <summary>The file is, byte for byte (size and SHA-256), what the converter wrote for the golden of this weight type.</summary>
+    private static void AssertGolden(string path, string model, DllamaWeightType weightType)
+    {
+        var (sha, bytes) = Golden($"dllama_model_{model}_{weightType.ToString().ToLowerInvariant()}.m");
+        Assert.Equal(bytes, new FileInfo(path).Length);
+        Assert.Equal(sha, Sha(path));
+    }
+
     internal static string Export(string model, DllamaWeightType weightType, string output)
     {
         using var source = ModelSourceLoader.Open(model);
@@ -59,9 +67,7 @@ public class DistributedLlamaExportTests
             return;
         }
 
-        var (sha, bytes) = Golden($"dllama_model_{golden}_{weightType.ToString().ToLowerInvariant()}.m");
-        Assert.Equal(bytes, new FileInfo(path).Length);
-        Assert.Equal(sha, Sha(path));
+        AssertGolden(path, golden, weightType);
     }
 
     [Theory]
@@ -77,10 +83,7 @@ public class DistributedLlamaExportTests
             Architecture = "MistralForCausalLM", Dim = 64, HiddenDim = 160, Layers = 2, Heads = 4, KvHeads = 2, VocabSize = 96, MaxSeqLen = 128,
             DType = Core.Sources.TensorDType.BFloat16, Shards = 2, Classifier = ClassifierStorage.Separate, Seed = 11,
         }, temp["mistral-tiny"]);
-        var path = Export(temp["mistral-tiny"], weightType, temp["out.m"]);
-        var (sha, bytes) = Golden($"dllama_model_mistral-tiny_{weightType.ToString().ToLowerInvariant()}.m");
-        Assert.Equal(bytes, new FileInfo(path).Length);
-        Assert.Equal(sha, Sha(path));
+        AssertGolden(Export(temp["mistral-tiny"], weightType, temp["out.m"]), "mistral-tiny", weightType);
     }
 
     [Theory]
@@ -93,8 +96,7 @@ public class DistributedLlamaExportTests
         // key is written for a source without a config.json, which is what llama3-tiny's config.json declares.
         using var temp = new TempFolder();
         GgufLlama3Tests.WriteTinyLlama3(temp["tiny.gguf"]);
-        var path = Export(temp["tiny.gguf"], weightType, temp["out.m"]);
-        Assert.Equal(Golden($"dllama_model_llama3-tiny_{weightType.ToString().ToLowerInvariant()}.m").Sha256, Sha(path));
+        AssertGolden(Export(temp["tiny.gguf"], weightType, temp["out.m"]), "llama3-tiny", weightType);
     }
 
     [Fact]
@@ -270,6 +272,10 @@ public class DistributedLlamaExportTests
         var (golden, bytes) = Golden("dllama_model_model32_q40.m");
         Assert.All(plans, p => Assert.Equal(bytes, (long)p.Properties["OutputBytes"].Value));
         Assert.Contains("-Target DistributedLlama -WeightType Q40", (string)plans[0].Properties["Command"].Value);
+        // What dllama cannot run is refused by the plan too, from config.json alone (stories260K's hidden_dim 172).
+        var (none, refused) = host.Run("Get-ExportMemoryPlan -ConfigPath $s -Target DistributedLlama", new Dictionary<string, object?> { ["s"] = TestPaths.Stories("hf-f32", "config.json") });
+        Assert.Empty(none);
+        Assert.StartsWith(ErrorIds.TargetCannotRun + ",", Assert.Single(refused.Streams.Error).FullyQualifiedErrorId);
         var (results, ps2) = host.Run("Get-ExportMemoryPlan $m -Target DistributedLlama -OutputDirectory $o | Export-LlamaModel", vars);
         Assert.False(ps2.HadErrors, string.Join("; ", ps2.Streams.Error));
         var result = (ExportResult)Assert.Single(results).BaseObject;

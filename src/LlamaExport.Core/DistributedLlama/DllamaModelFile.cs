@@ -43,13 +43,25 @@ public static class DllamaModelFile
     public static string DefaultFileName(string modelName, DllamaWeightType weightType) => $"dllama_model_{modelName}_{weightType.ToString().ToLowerInvariant()}.m";
 
     /// <summary>
-    /// The header pairs for a model, in convert-hf.py's order. rope_theta, the rope scaling, head_dim and norm_epsilon are
+    /// The header pairs for a model, in convert-hf.py's order, after refusing what dllama cannot run. rope_theta, the rope scaling, head_dim and norm_epsilon are
     /// written when the source's config.json sets them, as convert-hf.py does; a source without a config.json (GGUF,
     /// Meta, ckpt.pt) gets all of them, as a config.json saved by current transformers has them. Whatever dllama has no
     /// code for (a non-integer theta, another rope scaling, an eps other than 1e-5 and 1e-6) is refused, naming it.
     /// </summary>
     public static IReadOnlyList<(Key Key, int Value)> HeaderPairs(LlamaModelConfig c, DllamaWeightType weightType, string modelPath)
     {
+        if (weightType != DllamaWeightType.F32)
+        {
+            var bad = new List<string>();
+            if (c.Dim % DllamaQuantizer.BlockSize != 0) bad.Add($"dim {c.Dim}");
+            if (c.HiddenDim % DllamaQuantizer.BlockSize != 0) bad.Add($"hidden_dim {c.HiddenDim}");
+            if (c.KvDim % DllamaQuantizer.BlockSize != 0) bad.Add($"kv_dim {c.KvDim}");
+            if (bad.Count > 0)
+                throw Unsupported(modelPath,
+                    $"{string.Join(", ", bad)} {(bad.Count == 1 ? "is" : "are")} not a multiple of 32, and distributed-llama's {weightType} matmuls (and its Q80 activations) take whole 32-value blocks of every row",
+                    "Export -WeightType F32 for distributed-llama, or use the llama2.c target, whose group size backs off.");
+        }
+
         bool Declared(string key) => c.DeclaredKeys is null || c.DeclaredKeys.Contains(key);
         var pairs = new List<(Key, int)>
         {
@@ -138,18 +150,6 @@ public static class DllamaModelFile
     {
         var c = source.Config;
         var wt = EncodingOf(weightType);
-        if (wt != SectionEncoding.Float32)
-        {
-            var bad = new List<string>();
-            if (c.Dim % DllamaQuantizer.BlockSize != 0) bad.Add($"dim {c.Dim}");
-            if (c.HiddenDim % DllamaQuantizer.BlockSize != 0) bad.Add($"hidden_dim {c.HiddenDim}");
-            if (c.KvDim % DllamaQuantizer.BlockSize != 0) bad.Add($"kv_dim {c.KvDim}");
-            if (bad.Count > 0)
-                throw Unsupported(source.ModelPath,
-                    $"{string.Join(", ", bad)} {(bad.Count == 1 ? "is" : "are")} not a multiple of 32, and distributed-llama's {weightType} matmuls (and its Q80 activations) take whole 32-value blocks of every row",
-                    "Export -WeightType F32 for distributed-llama, or use the llama2.c target, whose group size backs off.");
-        }
-
         var pairs = HeaderPairs(c, weightType, source.ModelPath);
         var header = Header(pairs);
         var (shared, sharedReason) = source.SharedClassifier(backend, cancellationToken);
@@ -207,9 +207,14 @@ public static class DllamaModelFile
     public static long FileSize(LlamaModelConfig c, DllamaWeightType weightType, string path)
     {
         var wt = EncodingOf(weightType);
-        long d = c.Dim, h = c.HiddenDim, kv = c.KvDim, v = c.VocabSize;
-        long perLayer = Bytes(wt, d * d) * 2 + Bytes(wt, kv * d) * 2 + Bytes(wt, h * d) * 3 + 2 * d * sizeof(float);
-        return Header(HeaderPairs(c, weightType, path)).Length + v * d * sizeof(float) + c.Layers * perLayer + d * sizeof(float) + Bytes(wt, v * d);
+        long size = Header(HeaderPairs(c, weightType, path)).Length;
+        foreach (var (role, _, weight) in Order(c.Layers))
+        {
+            var (rows, columns) = LlamaTensorRoles.ExpectedShape(role, c);
+            size += Bytes(weight ? wt : SectionEncoding.Float32, rows * columns);
+        }
+
+        return size;
     }
 
     private static int WholeNumber(double value, string name, string modelPath)
