@@ -139,25 +139,31 @@ public static class ExportVerifier
         }
     }
 
-    private static IEnumerable<ExportCheck> CompareWithSource(Llama2cFile file, ModelSource source, CancellationToken cancellationToken)
+    /// <summary>Every header field against the source; whether the shapes agree (seq_len may differ and the tensors still be compared).</summary>
+    internal static (ExportCheck Check, bool ShapesAgree) HeaderMatchesSource(LlamaModelConfig f, LlamaModelConfig s)
     {
-        var f = file.Config;
-        var s = source.Config;
         var differences = new List<string>();
-        void Same(string name, int inFile, int inSource)
+        bool shapes = true;
+        foreach (var (name, inFile, inSource) in new[] { ("dim", f.Dim, s.Dim), ("hidden_dim", f.HiddenDim, s.HiddenDim), ("n_layers", f.Layers, s.Layers),
+                     ("n_heads", f.Heads, s.Heads), ("n_kv_heads", f.KvHeads, s.KvHeads), ("vocab_size", f.VocabSize, s.VocabSize), ("max_seq_len", f.MaxSeqLen, s.MaxSeqLen) })
         {
-            if (inFile != inSource) differences.Add($"{name} {inFile} in the file, {inSource} in the source");
+            if (inFile == inSource) continue;
+            differences.Add($"{name} {inFile} in the file, {inSource} in the source");
+            shapes &= name == "max_seq_len";
         }
 
-        Same("dim", f.Dim, s.Dim);
-        Same("hidden_dim", f.HiddenDim, s.HiddenDim);
-        Same("n_layers", f.Layers, s.Layers);
-        Same("n_heads", f.Heads, s.Heads);
-        Same("n_kv_heads", f.KvHeads, s.KvHeads);
-        Same("vocab_size", f.VocabSize, s.VocabSize);
-        Same("max_seq_len", f.MaxSeqLen, s.MaxSeqLen);
-        yield return new ExportCheck("HeaderMatchesSource", differences.Count == 0, differences.Count == 0 ? "every header field agrees with the source" : string.Join("; ", differences));
-        if (differences.Any(d => !d.StartsWith("max_seq_len", StringComparison.Ordinal))) yield break;
+        return (new ExportCheck("HeaderMatchesSource", differences.Count == 0, differences.Count == 0 ? "every header field agrees with the source" : string.Join("; ", differences)), shapes);
+    }
+
+    /// <summary>The forward rule: the file agrees with the reference on every top-1, its logits within <see cref="ForwardTolerance"/> of the largest.</summary>
+    internal static bool ForwardPasses(ForwardAgreement a) =>
+        a.ReferenceTop1Agreement == 1 && a.ReferenceMaxAbsLogitDelta <= ForwardTolerance * Math.Max(1, a.ReferenceLogitScale);
+
+    private static IEnumerable<ExportCheck> CompareWithSource(Llama2cFile file, ModelSource source, CancellationToken cancellationToken)
+    {
+        var (check, shapesAgree) = HeaderMatchesSource(file.Config, source.Config);
+        yield return check;
+        if (!shapesAgree) yield break;
 
         var plan = ExportPlanner.Create(source, file.Version, file.Version == 2 ? file.GroupSize : GroupSizeRule.DefaultGroupSize, cancellationToken: cancellationToken);
         yield return new ExportCheck("Classifier", plan.SharedClassifier == file.SharedClassifier,
@@ -355,7 +361,7 @@ public static class ExportVerifier
     /// </summary>
     private static ExportCheck ForwardCheck(Llama2cFile file, ForwardAgreement a)
     {
-        bool passed = a.ReferenceTop1Agreement == 1 && a.ReferenceMaxAbsLogitDelta <= ForwardTolerance * Math.Max(1, a.ReferenceLogitScale);
+        bool passed = ForwardPasses(a);
         string against = $"{a.ReferenceTop1Agreement:P1} top-1 and max |Δlogit| {a.ReferenceMaxAbsLogitDelta:G3} against the file's weights run with the source's settings";
         string cost = file.Version == 2
             ? $"; quantization's cost against the source: {a.Top1Agreement:P1} top-1, max |Δlogit| {a.MaxAbsLogitDelta:G3}, KL mean {a.MeanKl:G3} max {a.MaxKl:G3}"
