@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Management.Automation;
 using LlamaExport.Core.DistributedLlama;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
@@ -259,6 +260,15 @@ public class DistributedLlamaExportTests
             new Dictionary<string, object?> { ["m"] = TestPaths.Fixture("llama3-tiny"), ["o"] = temp.Path });
         Assert.Contains(q80.Streams.Warning, w => w.Message.Contains("cannot run Q80 weights"));
         Assert.Equal(Golden("dllama_model_llama3-tiny_q80.m").Sha256, Sha(temp["dllama_model_llama3-tiny_q80.m"]));
+
+        // A GGUF is its own tokenizer: -IncludeTokenizer writes the .t from its vocabulary, and says that it has no
+        // chat template for dllama's chat mode.
+        var (_, gguf) = host.Run("Export-LlamaModel $m -Target DistributedLlama -WeightType F32 -IncludeTokenizer -OutputDirectory $o",
+            new Dictionary<string, object?> { ["m"] = TestPaths.Fixture("gguf", "model32-f32.gguf"), ["o"] = temp.Path });
+        Assert.False(gguf.HadErrors, string.Join("; ", gguf.Streams.Error));
+        Assert.Contains(gguf.Streams.Warning, w => w.Message.Contains("--chat-template"));
+        var t = Directory.GetFiles(temp.Path, "dllama_tokenizer_*.t").Single(f => !f.EndsWith("llama3-tiny.t", StringComparison.Ordinal));
+        Assert.Equal(DllamaTokenizerFile.Build(DllamaTokenizerFile.ReadGguf(TestPaths.Fixture("gguf", "model32-f32.gguf"))), File.ReadAllBytes(t));
     }
 
     [Fact]
@@ -385,6 +395,125 @@ public class DistributedLlamaExportTests
         var (sha, bytes) = Golden($"dllama_tokenizer_{which}.t");
         Assert.Equal(bytes, new FileInfo(temp["out.t"]).Length);
         Assert.Equal(sha, Sha(temp["out.t"]));
+    }
+
+    /// <summary>A tokenizer.json's vocabulary as llama.cpp's converter stores it in a GGUF: the strings unchanged, added tokens as control tokens.</summary>
+    private static void WriteByteLevelGguf(string path, string tokenizerJson, params (string Key, object Value)[] metadata)
+    {
+        using var json = JsonDocument.Parse(File.ReadAllBytes(tokenizerJson));
+        var root = json.RootElement;
+        var entries = root.GetProperty("model").GetProperty("vocab").EnumerateObject().Select(e => (Id: e.Value.GetInt32(), Text: e.Name, Type: 1))
+            .Concat(root.GetProperty("added_tokens").EnumerateArray().Select(t => (Id: t.GetProperty("id").GetInt32(), Text: t.GetProperty("content").GetString()!, Type: 3)))
+            .ToDictionary(e => e.Id);
+        GgufWriter.Write(path,
+        [
+            ("general.architecture", "llama"), ("tokenizer.ggml.model", "gpt2"), ("tokenizer.ggml.pre", "llama-bpe"),
+            ("tokenizer.ggml.tokens", Enumerable.Range(0, entries.Count).Select(i => entries[i].Text).ToArray()),
+            ("tokenizer.ggml.token_type", Enumerable.Range(0, entries.Count).Select(i => entries[i].Type).ToArray()),
+            .. metadata,
+        ], []);
+    }
+
+    /// <summary>A sentencepiece tokenizer.model as llama.cpp's converter stores it: the pieces, their scores, and their types (unknown, control, byte, normal).</summary>
+    private static void WriteSentencePieceGguf(string path, string tokenizerModel, params (string Key, object Value)[] metadata)
+    {
+        var model = TokenizerFiles.Read(tokenizerModel);
+        var pieces = Enumerable.Range(0, model.VocabSize).Select(i => i == model.BosId ? "<s>" : i == model.EosId ? "</s>" : Encoding.UTF8.GetString(model.Tokens[i]).Replace(' ', '\u2581')).ToArray();
+        var types = pieces.Select((p, i) => i == model.UnkId ? 2 : i == model.BosId || i == model.EosId ? 3 : p.Length == 6 && p.StartsWith("<0x", StringComparison.Ordinal) ? 6 : 1).ToArray();
+        GgufWriter.Write(path,
+        [
+            ("general.architecture", "llama"), ("tokenizer.ggml.model", "llama"), ("tokenizer.ggml.tokens", pieces),
+            ("tokenizer.ggml.scores", model.Scores.ToArray()), ("tokenizer.ggml.token_type", types),
+            ("tokenizer.ggml.bos_token_id", (uint)model.BosId), ("tokenizer.ggml.eos_token_id", (uint)model.EosId), ("tokenizer.ggml.unknown_token_id", (uint)model.UnkId),
+            .. metadata,
+        ], []);
+    }
+
+    private static string ChatTemplateOf(string tokenizerConfig)
+    {
+        using var json = JsonDocument.Parse(File.ReadAllBytes(tokenizerConfig));
+        return json.RootElement.GetProperty("chat_template").GetString()!;
+    }
+
+    [Fact]
+    public void A_GGUF_vocabulary_gives_the_t_the_converter_writes_from_the_same_tokenizer_s_HF_folder()
+    {
+        // llama.cpp's converter keeps tokenizer.json's strings and tokenizer.model's pieces as they are, so a GGUF holds
+        // what convert-tokenizer-hf.py reads; the EOS list is the GGUF's eos, then its eot/eom ids and end-of-turn
+        // specials in ascending order, which is how Llama 3.x's config.json lists them.
+        using var temp = new TempFolder();
+        WriteByteLevelGguf(temp["tiny.gguf"], TestPaths.Fixture("llama3-tiny", "tokenizer.json"),
+            ("tokenizer.ggml.bos_token_id", 256u), ("tokenizer.ggml.eos_token_id", 257u), ("tokenizer.ggml.eot_token_id", 265u),
+            ("tokenizer.chat_template", ChatTemplateOf(TestPaths.Fixture("llama3-tiny", "tokenizer_config.json"))));
+        var tiny = DllamaTokenizerFile.ReadGguf(temp["tiny.gguf"]);
+        Assert.Equal([257, 264, 265], tiny.EosIds); // 264 <|eom_id|> by its name, as llama.cpp finds it
+        Assert.Equal(Golden("dllama_tokenizer_llama3-tiny.t").Sha256, Convert.ToHexStringLower(SHA256.HashData(DllamaTokenizerFile.Build(tiny))));
+
+        // Meta's Llama 3 vocabulary, 128,256 tokens, with Llama 3.2's ids.
+        WriteByteLevelGguf(temp["tok3.gguf"], TestPaths.Fixture("llama3-tokenizer", "tokenizer.json"),
+            ("tokenizer.ggml.bos_token_id", 128000u), ("tokenizer.ggml.eos_token_id", 128001u), ("tokenizer.ggml.eom_token_id", 128008u),
+            ("tokenizer.chat_template", ChatTemplateOf(TestPaths.Fixture("llama3-tokenizer", "tokenizer_config.json"))));
+        Assert.Equal(Golden("dllama_tokenizer_tok3.t").Sha256, Convert.ToHexStringLower(SHA256.HashData(DllamaTokenizerFile.Build(DllamaTokenizerFile.ReadGguf(temp["tok3.gguf"])))));
+
+        // Llama 2's sentencepiece model: pieces, scores, byte pieces (tok2's tokenizer_config.json holds no template).
+        WriteSentencePieceGguf(temp["tok2.gguf"], TestPaths.Fixture("llama2-tokenizer", "tokenizer.model"), ("tokenizer.ggml.add_bos_token", true));
+        using var host = new HostedPowerShell();
+        var (output, ps) = host.Run("Export-LlamaTokenizer -Path $f -Target DistributedLlama -OutputPath $o 3>&1",
+            new Dictionary<string, object?> { ["f"] = temp["tok2.gguf"], ["o"] = temp["tok2.t"] });
+        Assert.False(ps.HadErrors, string.Join("; ", ps.Streams.Error));
+        var result = (TokenizerExportResult)output[0].BaseObject;
+        Assert.Equal(TokenizerSourceKind.Gguf, result.SourceKind);
+        Assert.Equal(TokenizerStyle.SentencePiece, result.Style);
+        Assert.Contains("--chat-template", Assert.IsType<WarningRecord>(output[1].BaseObject).Message);
+        Assert.Equal(Golden("dllama_tokenizer_tok2.t").Sha256, Sha(temp["tok2.t"]));
+
+        // add_bos false and a template are carried; a template dllama's chat recognises (Llama 2's [INST]) draws no
+        // advice, one it does not (Gemma's turns) does.
+        WriteSentencePieceGguf(temp["plain.gguf"], TestPaths.Fixture("llama2-tokenizer", "tokenizer.model"), ("tokenizer.ggml.add_bos_token", false),
+            ("tokenizer.chat_template", "{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}"));
+        var plain = DllamaTokenizerFile.ReadGguf(temp["plain.gguf"]);
+        Assert.False(plain.AddBos);
+        Assert.Null(DllamaTokenizerFile.ChatTemplateAdvice(plain));
+        Assert.Contains("Not supported chat template", DllamaTokenizerFile.ChatTemplateAdvice(plain with { ChatTemplate = "<start_of_turn>user" }));
+    }
+
+    [Fact]
+    public void Metas_tiktoken_file_gives_the_t_of_the_same_tokenizer_s_HF_folder_less_the_template_it_lacks()
+    {
+        using var temp = new TempFolder();
+        var tiktoken = Llama3TokenizerTests.MakeTiktoken(temp);
+        var contents = DllamaTokenizerFile.Read(Path.GetDirectoryName(tiktoken)!);
+        Assert.Equal(TokenizerSourceKind.Tiktoken, contents.Kind);
+        Assert.Null(contents.ChatTemplate);
+        Assert.Equal([128001, 128008, 128009], contents.EosIds);
+        // With the template tokenizer_config.json would add, every byte is convert-tokenizer-hf.py's.
+        var withTemplate = contents with { ChatTemplate = ChatTemplateOf(TestPaths.Fixture("llama3-tokenizer", "tokenizer_config.json")) };
+        Assert.Equal(Golden("dllama_tokenizer_tok3.t").Sha256, Convert.ToHexStringLower(SHA256.HashData(DllamaTokenizerFile.Build(withTemplate))));
+
+        using var host = new HostedPowerShell();
+        var (output, ps) = host.Run("Export-LlamaTokenizer -Path $f -Target DistributedLlama -OutputPath $o 3>&1",
+            new Dictionary<string, object?> { ["f"] = tiktoken, ["o"] = temp["out.t"] });
+        Assert.False(ps.HadErrors, string.Join("; ", ps.Streams.Error));
+        Assert.Contains(output, o => o.BaseObject is WarningRecord w && w.Message.Contains("--chat-template", StringComparison.Ordinal) && w.Message.Contains("llama3 for Meta", StringComparison.Ordinal));
+        Assert.Equal(DllamaTokenizerFile.Build(contents), File.ReadAllBytes(temp["out.t"]));
+    }
+
+    [Fact]
+    public void A_tokenizer_the_t_cannot_be_built_from_is_refused_by_name()
+    {
+        using var temp = new TempFolder();
+        var jsonOnly = Folder(temp, "json-only", ("llama3-tokenizer", "tokenizer.json"));
+        var e = Assert.Throws<LlamaExportException>(() => DllamaTokenizerFile.Read(jsonOnly));
+        Assert.Equal(ErrorIds.TokenizerNotFound, e.ErrorId);
+        Assert.Contains("tokenizer_config.json", e.Message);
+        e = Assert.Throws<LlamaExportException>(() => DllamaTokenizerFile.Read(TestPaths.Fixture("llama3-tokenizer", "tokenizer.bin")));
+        Assert.Equal(ErrorIds.TokenizerUnsupported, e.ErrorId);
+        e = Assert.Throws<LlamaExportException>(() => DllamaTokenizerFile.Read(temp["empty"]));
+        Assert.Equal(ErrorIds.TokenizerNotFound, e.ErrorId);
+        GgufWriter.Write(temp["bert.gguf"], [("general.architecture", "llama"), ("tokenizer.ggml.model", "bert"), ("tokenizer.ggml.tokens", new[] { "a", "b" })], []);
+        e = Assert.Throws<LlamaExportException>(() => DllamaTokenizerFile.Read(temp["bert.gguf"]));
+        Assert.Equal(ErrorIds.TokenizerUnsupported, e.ErrorId);
+        Assert.Contains("'bert'", e.Message);
     }
 
     private static string Folder(TempFolder temp, string name, params (string Fixture, string File)[] files)

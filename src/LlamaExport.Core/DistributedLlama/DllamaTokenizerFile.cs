@@ -31,25 +31,76 @@ public static class DllamaTokenizerFile
     {
         /// <summary>Sentencepiece-style (LlamaTokenizer, LlamaTokenizerFast) or byte-level (the other fast tokenizers).</summary>
         public TokenizerStyle Style { get; init; } = TokenizerStyle.ByteLevel;
+
+        /// <summary>What the tokens were read from.</summary>
+        public TokenizerSourceKind Kind { get; init; } = TokenizerSourceKind.HuggingFaceJson;
+
+        /// <summary>Every file read to build it: the files an export must not overwrite.</summary>
+        public IReadOnlyList<string> Files { get; init; } = [SourcePath];
     }
 
     /// <summary>The files read to build a model folder's .t (tokenizer.json, tokenizer_config.json, config.json where present).</summary>
     public static IReadOnlyList<string> SourceFiles(string folder) =>
         [.. new[] { HuggingFaceTokenizerReader.FileName, "tokenizer_config.json", "config.json" }.Select(n => Path.Combine(folder, n)).Where(File.Exists)];
 
+    /// <summary>
+    /// Reads a tokenizer for a .t: a folder (or a file in one) with tokenizer_config.json exactly as
+    /// convert-tokenizer-hf.py reads it; otherwise a GGUF's vocabulary, Meta's tiktoken tokenizer.model or a
+    /// sentencepiece tokenizer.model alone, each made into what the converter writes for the same tokenizer in
+    /// HuggingFace's form (<see cref="ReadGguf"/>, <see cref="FromTiktoken"/>).
+    /// </summary>
+    public static Contents Read(string path)
+    {
+        if (Directory.Exists(path))
+        {
+            if (File.Exists(Path.Combine(path, "tokenizer_config.json"))) return ReadFolder(path);
+            var file = TokenizerFiles.Find(path);
+            if (file is null || file.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+                throw new LlamaExportException(ErrorIds.TokenizerNotFound, FailureKind.ObjectNotFound,
+                    file is null
+                        ? $"'{path}' has no tokenizer distributed-llama's tokenizer can be built from: tokenizer_config.json with tokenizer.json or tokenizer.model, Meta's tokenizer.model, or a GGUF model."
+                        : $"'{path}' has tokenizer.json but no tokenizer_config.json, which names the tokenizer's class and holds the chat template.",
+                    path, "Download tokenizer_config.json and tokenizer.json from the model's repository into the folder.");
+            return ReadFile(file);
+        }
+
+        var full = Path.GetFullPath(path);
+        var folder = Path.GetDirectoryName(full)!;
+        var name = Path.GetFileName(full);
+        if (name is "tokenizer_config.json" or HuggingFaceTokenizerReader.FileName or SentencePieceModelReader.FileName && File.Exists(Path.Combine(folder, "tokenizer_config.json")))
+            return ReadFolder(folder);
+        if (name.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+            throw new LlamaExportException(ErrorIds.TokenizerNotFound, FailureKind.ObjectNotFound,
+                $"'{folder}' has no tokenizer_config.json beside '{name}'; distributed-llama's tokenizer is built from both (it names the class and holds the chat template).",
+                folder, "Download tokenizer_config.json from the model's repository into the folder.");
+        return ReadFile(full);
+    }
+
+    private static Contents ReadFile(string path)
+    {
+        if (Gguf.GgufHeader.HasMagic(path)) return ReadGguf(path);
+        if (path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase))
+            throw new LlamaExportException(ErrorIds.TokenizerUnsupported, FailureKind.NotSupported,
+                $"'{path}' is llama2.c's tokenizer.bin, which has lost what distributed-llama's .t holds (the pieces' own text, the BOS and EOS pieces).",
+                path, "Pass the model's tokenizer.model, tokenizer.json folder or GGUF instead.");
+        var tokenizer = TokenizerFiles.Read(path);
+        return tokenizer.Kind == TokenizerSourceKind.Tiktoken ? FromTiktoken(tokenizer) : ReadSentencePiece(path, addBos: true, template: null);
+    }
+
     /// <summary>Reads a tokenizer folder as convert-tokenizer-hf.py does.</summary>
-    public static Contents Read(string folder)
+    private static Contents ReadFolder(string folder)
     {
         var configPath = Path.Combine(folder, "tokenizer_config.json");
-        if (!File.Exists(configPath))
-            throw new LlamaExportException(ErrorIds.TokenizerNotFound, FailureKind.ObjectNotFound,
-                $"'{folder}' has no tokenizer_config.json, which distributed-llama's tokenizer is built from (it names the tokenizer's class and holds the chat template).",
-                folder, "Download tokenizer_config.json and tokenizer.json from the model's repository into the folder.");
         using var tokenizerConfig = Json(configPath);
         var tc = tokenizerConfig.RootElement;
         string? cls = tc.TryGetProperty("tokenizer_class", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
         bool addBos = !tc.TryGetProperty("add_bos_token", out var ab) || ab.ValueKind != JsonValueKind.False;
-        if (cls == "LlamaTokenizer") return ReadSentencePiece(folder, addBos, Template(tc, configPath));
+        if (cls == "LlamaTokenizer")
+        {
+            var sentencePiece = ReadSentencePiece(Path.Combine(folder, SentencePieceModelReader.FileName), addBos, Template(tc, configPath));
+            return sentencePiece with { Files = [sentencePiece.SourcePath, configPath] };
+        }
+
         if (cls is not ("PreTrainedTokenizerFast" or "LlamaTokenizerFast" or "Qwen2Tokenizer"))
             throw new LlamaExportException(ErrorIds.TokenizerUnsupported, FailureKind.NotSupported,
                 $"'{configPath}' names the tokenizer class {cls ?? "(none)"}; distributed-llama's converter reads PreTrainedTokenizerFast, LlamaTokenizerFast and Qwen2Tokenizer (tokenizer.json) and LlamaTokenizer (tokenizer.model).",
@@ -64,6 +115,87 @@ public static class DllamaTokenizerFile
         return new Contents(tokens, [.. Enumerable.Range(0, tokens.Count).Select(i => -(float)i)], bos, addBos, eos, template, tokenizerPath)
         {
             Style = cls == "LlamaTokenizerFast" ? TokenizerStyle.SentencePiece : TokenizerStyle.ByteLevel,
+            Files = SourceFiles(folder),
+        };
+    }
+
+    // llama.cpp's end-of-generation tokens, found by their text when a GGUF names no eot/eom id (llama-vocab.cpp).
+    private static readonly HashSet<string> EndOfGenerationTexts = new(StringComparer.Ordinal)
+    {
+        "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "<|im_end|>", "<|endoftext|>", "<|end|>", "<end_of_turn>", "<|return|>", "<|call|>",
+    };
+
+    /// <summary>
+    /// A GGUF's vocabulary, as the converter writes the same tokenizer from its HuggingFace folder (llama.cpp's converter
+    /// stores tokenizer.json's strings and tokenizer.model's pieces unchanged): a <c>gpt2</c> vocabulary's strings are
+    /// turned back into bytes through GPT-2's table with scores −id, a <c>llama</c> vocabulary's pieces have "▁" as a
+    /// space and &lt;0xXX&gt; as their byte with the file's own scores. BOS is tokenizer.ggml.bos_token_id; the EOS list
+    /// is tokenizer.ggml.eos_token_id, then in ascending order its eot and eom ids and the special tokens llama.cpp
+    /// itself ends generation on (&lt;|eot_id|&gt;, &lt;|eom_id|&gt;, &lt;|end_of_text|&gt;, &lt;|im_end|&gt;, ...), which is how
+    /// Llama 3.x's config.json lists them; add_bos is tokenizer.ggml.add_bos_token (true when absent); the template is
+    /// tokenizer.chat_template.
+    /// </summary>
+    public static Contents ReadGguf(string path)
+    {
+        var vocabulary = GgufTokenizerReader.ReadVocabulary(path);
+        var md = vocabulary.Header.Metadata;
+        var tokens = new List<byte[]>(vocabulary.Tokens.Length);
+        IReadOnlyList<float> scores;
+        TokenizerStyle style;
+        switch (vocabulary.Model)
+        {
+            case "gpt2":
+                for (int i = 0; i < vocabulary.Tokens.Length; i++)
+                    tokens.Add(ByteLevelBytes(vocabulary.Tokens[i]) ?? throw TokenizerFiles.Invalid(vocabulary.Path, $"the token {i} is empty, which distributed-llama's format cannot hold"));
+                scores = [.. Enumerable.Range(0, tokens.Count).Select(i => -(float)i)];
+                style = TokenizerStyle.ByteLevel;
+                break;
+            case "llama":
+                foreach (var piece in vocabulary.Tokens) tokens.Add(PieceBytes(piece));
+                scores = vocabulary.Scores ?? new float[tokens.Count];
+                style = TokenizerStyle.SentencePiece;
+                break;
+            default:
+                throw new LlamaExportException(ErrorIds.TokenizerUnsupported, FailureKind.NotSupported,
+                    $"'{vocabulary.Path}' embeds a '{vocabulary.Model}' tokenizer; distributed-llama's tokenizer is built from 'gpt2' (byte-level BPE) and 'llama' (sentencepiece) vocabularies.",
+                    vocabulary.Path, "Export the tokenizer from the model's HuggingFace folder instead.");
+        }
+
+        int bos = vocabulary.Id("tokenizer.ggml.bos_token_id", -1);
+        int eos = vocabulary.Id("tokenizer.ggml.eos_token_id", -1);
+        if (bos < 0 || eos < 0)
+            throw TokenizerFiles.Invalid(vocabulary.Path, "it names no tokenizer.ggml.bos_token_id or eos_token_id, which distributed-llama's tokenizer needs");
+        var others = new SortedSet<int>();
+        foreach (var key in new[] { "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id" })
+            if (vocabulary.Id(key, -1) is >= 0 and var id) others.Add(id);
+        for (int i = 0; i < vocabulary.Tokens.Length; i++)
+            if (vocabulary.IsSpecial(i) && EndOfGenerationTexts.Contains(vocabulary.Tokens[i])) others.Add(i);
+        others.Remove(eos);
+        bool addBos = !md.TryGetValue("tokenizer.ggml.add_bos_token", out var ab) || ab.Value is not false;
+        string? template = md.TryGetValue("tokenizer.chat_template", out var t) ? t.Value as string
+            ?? throw TokenizerFiles.Invalid(vocabulary.Path, "tokenizer.chat_template is not a string") : null;
+        return new Contents(tokens, scores, bos, addBos, [eos, .. others], template, vocabulary.Path)
+        {
+            Style = style,
+            Kind = TokenizerSourceKind.Gguf,
+        };
+    }
+
+    /// <summary>
+    /// Meta's Llama 3 tiktoken file, as the converter writes the same tokenizer from its HuggingFace folder: the
+    /// regular tokens' bytes, the 256 special tokens' text (Llama 3's names, as <see cref="TiktokenReader"/> gives
+    /// them), scores −id, BOS &lt;|begin_of_text|&gt; (128000) and the EOS list of Llama 3.1 and 3.2's config.json
+    /// (end of text, 128008 — &lt;|eom_id|&gt; from Llama 3.1 on, never generated before — and &lt;|eot_id|&gt;). Meta's file
+    /// holds no chat template, so neither does the .t.
+    /// </summary>
+    public static Contents FromTiktoken(LlamaTokenizer tokenizer)
+    {
+        int regular = tokenizer.VocabSize - TiktokenReader.SpecialTokenCount;
+        var eos = new[] { tokenizer.EosIds[0], regular + 8, regular + 9 }.Distinct().ToList();
+        return new Contents(tokenizer.Tokens, [.. Enumerable.Range(0, tokenizer.VocabSize).Select(i => -(float)i)], tokenizer.BosId, true, eos, null, tokenizer.SourcePath)
+        {
+            Style = TokenizerStyle.ByteLevel,
+            Kind = TokenizerSourceKind.Tiktoken,
         };
     }
 
@@ -79,21 +211,55 @@ public static class DllamaTokenizerFile
     /// tokenizer.model, as the converter's LlamaTokenizer path reads it with sentencepiece: each piece with "▁" as a
     /// space, a byte piece (&lt;0x0A&gt;) as its byte, the model's own scores, its BOS and its one EOS.
     /// </summary>
-    private static Contents ReadSentencePiece(string folder, bool addBos, string? template)
+    private static Contents ReadSentencePiece(string path, bool addBos, string? template)
     {
-        var path = Path.Combine(folder, SentencePieceModelReader.FileName);
         var model = SentencePieceModelReader.Read(path);
         var pieceOf = model.SpecialTokens.ToDictionary(p => p.Value, p => p.Key);
         var tokens = new List<byte[]>(model.VocabSize);
         for (int id = 0; id < model.VocabSize; id++)
         {
             // llama2.c's layout writes BOS and EOS as "\n<s>\n"; the converter writes the pieces themselves.
-            string text = id == model.BosId || id == model.EosId ? pieceOf[id] : Encoding.UTF8.GetString(model.Tokens[id]);
-            bool isByte = text.Length == 6 && text.StartsWith("<0x", StringComparison.Ordinal) && text.EndsWith('>');
-            tokens.Add(isByte ? [Convert.ToByte(text[3..5], 16)] : Encoding.UTF8.GetBytes(text));
+            tokens.Add(PieceBytes(id == model.BosId || id == model.EosId ? pieceOf[id] : Encoding.UTF8.GetString(model.Tokens[id])));
         }
 
-        return new Contents(tokens, model.Scores, model.BosId, addBos, [model.EosId], template, path) { Style = TokenizerStyle.SentencePiece };
+        return new Contents(tokens, model.Scores, model.BosId, addBos, [model.EosId], template, path) { Style = TokenizerStyle.SentencePiece, Kind = TokenizerSourceKind.SentencePieceModel };
+    }
+
+    /// <summary>A sentencepiece piece as the converter writes it: "▁" as a space, a byte piece (&lt;0x0A&gt;) as its byte, else UTF-8.</summary>
+    private static byte[] PieceBytes(string piece)
+    {
+        var text = piece.Replace('\u2581', ' ');
+        bool isByte = text.Length == 6 && text.StartsWith("<0x", StringComparison.Ordinal) && text.EndsWith('>')
+            && byte.TryParse(text.AsSpan(3, 2), System.Globalization.NumberStyles.AllowHexSpecifier, null, out _);
+        return isByte ? [Convert.ToByte(text[3..5], 16)] : Encoding.UTF8.GetBytes(text);
+    }
+
+    /// <summary>A byte-level token's bytes: each of GPT-2's byte characters as its byte, any other character as UTF-8; null when empty.</summary>
+    private static byte[]? ByteLevelBytes(string text)
+    {
+        var fromUnicode = ByteLevel.UnicodeToByte;
+        var bytes = new List<byte>(text.Length);
+        Span<byte> utf8 = stackalloc byte[4];
+        foreach (var rune in text.EnumerateRunes())
+        {
+            if (rune.Value < 0x10000 && fromUnicode.TryGetValue((char)rune.Value, out var b)) bytes.Add(b);
+            else bytes.AddRange(utf8[..rune.EncodeToUtf8(utf8)].ToArray());
+        }
+
+        return bytes.Count == 0 ? null : [.. bytes];
+    }
+
+    /// <summary>
+    /// What dllama's chat mode will make of the template (tokenizer.cpp's ChatTemplateGenerator recognises four kinds by
+    /// a marker in the text and stops on anything else): null when it recognises it.
+    /// </summary>
+    public static string? ChatTemplateAdvice(Contents t)
+    {
+        if (t.ChatTemplate is not { Length: > 0 } template)
+            return $"'{t.SourcePath}' holds no chat template, so the .t has none: dllama's inference mode is unaffected, but its chat mode then needs --chat-template llama2, llama3, deepSeek3 or chatml (llama3 for Meta's Llama 3 files).";
+        string[] markers = ["[INST]", "<|start_header_id|>", "<\uff5cAssistant\uff5c>", "<|im_start|>"];
+        return markers.Any(m => template.Contains(m, StringComparison.Ordinal)) ? null
+            : $"dllama's chat mode recognises none of its four template kinds in '{t.SourcePath}''s chat template and will stop with 'Not supported chat template' unless --chat-template names one; its inference mode is unaffected.";
     }
 
     public static byte[] Build(Contents t)
@@ -158,22 +324,12 @@ public static class DllamaTokenizerFile
             }
         }
 
-        var fromUnicode = ByteLevel.UnicodeToByte;
         var tokens = new List<byte[]>(byId.Count);
-        Span<byte> utf8 = stackalloc byte[4];
         for (int i = 0; i < byId.Count; i++)
         {
             if (!byId.TryGetValue(i, out var text))
                 throw TokenizerFiles.Invalid(path, $"its ids are not 0 to {byId.Count - 1}: {i} is missing");
-            var bytes = new List<byte>();
-            foreach (var rune in text.EnumerateRunes())
-            {
-                if (rune.Value < 0x10000 && fromUnicode.TryGetValue((char)rune.Value, out var b)) bytes.Add(b);
-                else bytes.AddRange(utf8[..rune.EncodeToUtf8(utf8)].ToArray());
-            }
-
-            if (bytes.Count == 0) throw TokenizerFiles.Invalid(path, $"the token {i} is empty, which distributed-llama's format cannot hold");
-            tokens.Add([.. bytes]);
+            tokens.Add(ByteLevelBytes(text) ?? throw TokenizerFiles.Invalid(path, $"the token {i} is empty, which distributed-llama's format cannot hold"));
         }
 
         return tokens;
@@ -215,7 +371,7 @@ public static class DllamaTokenizerFile
     public static TokenizerExportResult Write(Contents contents, string outputPath, bool force, ProtectedFiles? sources = null)
     {
         var bytes = Build(contents);
-        TokenizerExport.WriteFile(bytes, outputPath, force, sources ?? ProtectedFiles.Of($"the tokenizer '{contents.SourcePath}'", SourceFiles(Path.GetDirectoryName(contents.SourcePath)!)));
+        TokenizerExport.WriteFile(bytes, outputPath, force, sources ?? ProtectedFiles.Of($"the tokenizer '{contents.SourcePath}'", contents.Files));
 
         return new TokenizerExportResult
         {
@@ -223,7 +379,7 @@ public static class DllamaTokenizerFile
             Bytes = bytes.Length,
             VocabSize = contents.Tokens.Count,
             MaxTokenLength = contents.Tokens.Max(t => t.Length),
-            SourceKind = contents.SourcePath.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? TokenizerSourceKind.HuggingFaceJson : TokenizerSourceKind.SentencePieceModel,
+            SourceKind = contents.Kind,
             Style = contents.Style,
             SourcePath = contents.SourcePath,
             BosId = contents.BosId,

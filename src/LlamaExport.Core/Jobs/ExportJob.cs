@@ -111,7 +111,10 @@ public static class ExportJob
         var result = ExportEngine.Run(plan, options, cancellationToken);
         var written = tokenizer?.Write(prepared.TokenizerPath, request.Force, sources);
         if (written is not null)
+        {
             events.Verbose?.Invoke($"Wrote '{written.OutputPath}': {written.VocabSize} pieces from '{written.SourcePath}'.");
+            if (tokenizer!.Warning is { } warning) events.Warning?.Invoke(warning);
+        }
 
         return (result, written);
     }

@@ -19,7 +19,7 @@ public sealed record TargetOptions
 }
 
 /// <summary>A tokenizer an export writes beside its model: the files it reads, and how it writes itself.</summary>
-public sealed record TargetTokenizer(IReadOnlyList<string> SourceFiles, Func<string, bool, ProtectedFiles, TokenizerExportResult> Write);
+public sealed record TargetTokenizer(IReadOnlyList<string> SourceFiles, Func<string, bool, ProtectedFiles, TokenizerExportResult> Write, string? Warning = null);
 
 /// <summary>
 /// An output format as a plug-in, the twin of <c>ISourceFormat</c>: its name, its file names, its plan (layout and
@@ -96,16 +96,14 @@ public static class OutputTargets
 
         public TargetTokenizer Tokenizer(ModelSource source)
         {
-            if (!Directory.Exists(source.ModelPath))
-                throw new Errors.LlamaExportException(Errors.ErrorIds.TokenizerNotFound, Errors.FailureKind.NotSupported,
-                    $"'{source.ModelPath}' is a file; distributed-llama's tokenizer is written from a HuggingFace folder's tokenizer.json or tokenizer.model with tokenizer_config.json.",
-                    source.ModelPath, "Export the tokenizer from the model's HuggingFace folder with Export-LlamaTokenizer -Target DistributedLlama, or leave out -IncludeTokenizer.");
-            var contents = DllamaTokenizerFile.Read(source.ModelPath);
+            // A model file (a checkpoint, a shard) has its tokenizer beside it; a GGUF is its own.
+            var where = Directory.Exists(source.ModelPath) || Gguf.GgufHeader.HasMagic(source.ModelPath) ? source.ModelPath : Path.GetDirectoryName(Path.GetFullPath(source.ModelPath))!;
+            var contents = DllamaTokenizerFile.Read(where);
             if (contents.Tokens.Count != source.Config.VocabSize)
                 throw new Errors.LlamaExportException(Errors.ErrorIds.TokenizerVocabMismatch, Errors.FailureKind.InvalidData,
                     $"'{contents.SourcePath}' has {contents.Tokens.Count} tokens but the model's vocabulary is {source.Config.VocabSize}.", contents.SourcePath,
                     "Use the tokenizer that came with this model.");
-            return new TargetTokenizer(DllamaTokenizerFile.SourceFiles(source.ModelPath), (path, force, sources) => DllamaTokenizerFile.Write(contents, path, force, sources));
+            return new TargetTokenizer(contents.Files, (path, force, sources) => DllamaTokenizerFile.Write(contents, path, force, sources), DllamaTokenizerFile.ChatTemplateAdvice(contents));
         }
     }
 }

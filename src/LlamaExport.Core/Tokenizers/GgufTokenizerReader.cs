@@ -13,7 +13,22 @@ public static class GgufTokenizerReader
     // llama.cpp's llama_token_type: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
     private const int Normal = 1, Control = 3, UserDefined = 4;
 
-    public static LlamaTokenizer Read(string path)
+    /// <summary>A GGUF's vocabulary as it stores it: the tokenizer model's name, the token strings, their types and scores.</summary>
+    internal sealed record Vocabulary(string Path, GgufHeader.Result Header, string Model, string[] Tokens, int[] Types, float[]? Scores)
+    {
+        /// <summary>An id key (tokenizer.ggml.bos_token_id and the like), checked against the vocabulary; fallback when absent.</summary>
+        public int Id(string key, int fallback)
+        {
+            if (!Header.Metadata.TryGetValue(key, out var v)) return fallback;
+            long? id = v.IsArray ? null : v.AsInteger();
+            return id is long n && n >= 0 && n < Tokens.Length ? (int)n : throw TokenizerFiles.Invalid(Path, $"{key} is {v}, not an id below {Tokens.Length}");
+        }
+
+        public bool IsSpecial(int id) => Types[id] is Control or UserDefined;
+    }
+
+    /// <summary>Reads tokenizer.ggml.* from a GGUF (a split model's first shard) without interpreting the model.</summary>
+    internal static Vocabulary ReadVocabulary(string path)
     {
         var first = GgufSource.ShardSet(path)[0];
         GgufHeader.Result header;
@@ -36,22 +51,28 @@ public static class GgufTokenizerReader
         int[] types = md.TryGetValue("tokenizer.ggml.token_type", out var tt) ? tt.Value as int[] ?? throw TokenizerFiles.Invalid(first, "tokenizer.ggml.token_type is not an array of int32")
             : [.. Enumerable.Repeat(Normal, tokens.Length)];
         if (types.Length != tokens.Length) throw TokenizerFiles.Invalid(first, $"tokenizer.ggml.token_type has {types.Length} entries for {tokens.Length} tokens");
-
-        int Id(string key, int fallback)
+        float[]? scores = null;
+        if (md.TryGetValue("tokenizer.ggml.scores", out var s))
         {
-            if (!md.TryGetValue(key, out var v)) return fallback;
-            long? id = v.IsArray ? null : v.AsInteger();
-            return id is long n && n >= 0 && n < tokens.Length ? (int)n : throw TokenizerFiles.Invalid(first, $"{key} is {v}, not an id below {tokens.Length}");
+            scores = s.Value as float[] ?? throw TokenizerFiles.Invalid(first, "tokenizer.ggml.scores is not an array of float32");
+            if (scores.Length != tokens.Length) throw TokenizerFiles.Invalid(first, $"tokenizer.ggml.scores has {scores.Length} entries for {tokens.Length} tokens");
         }
+
+        return new Vocabulary(first, header, model, tokens, types, scores);
+    }
+
+    public static LlamaTokenizer Read(string path)
+    {
+        var vocabulary = ReadVocabulary(path);
+        var (first, header, model, tokens, types) = (vocabulary.Path, vocabulary.Header, vocabulary.Model, vocabulary.Tokens, vocabulary.Types);
+        int Id(string key, int fallback) => vocabulary.Id(key, fallback);
 
         switch (model)
         {
             case "llama":
             {
-                float[] scores = md.TryGetValue("tokenizer.ggml.scores", out var s) ? s.Value as float[] ?? throw TokenizerFiles.Invalid(first, "tokenizer.ggml.scores is not an array of float32")
-                    : new float[tokens.Length];
-                if (scores.Length != tokens.Length) throw TokenizerFiles.Invalid(first, $"tokenizer.ggml.scores has {scores.Length} entries for {tokens.Length} tokens");
-                var control = Enumerable.Range(0, tokens.Length).Where(i => types[i] is Control or UserDefined);
+                float[] scores = vocabulary.Scores ?? new float[tokens.Length];
+                var control = Enumerable.Range(0, tokens.Length).Where(vocabulary.IsSpecial);
                 return LlamaTokenizer.FromSentencePieces(tokens, scores, Id("tokenizer.ggml.bos_token_id", 1), Id("tokenizer.ggml.eos_token_id", 2),
                     Id("tokenizer.ggml.unknown_token_id", 0), control, TokenizerSourceKind.Gguf, first);
             }
@@ -64,14 +85,14 @@ public static class GgufTokenizerReader
                         $"'{first}' embeds a byte-level BPE tokenizer with the '{pre ?? "(unnamed)"}' pre-tokenizer; only Llama 3's ('llama-bpe') is supported, since that is the split the Llama 3 runtimes implement.",
                         first, "Use a Llama 3 GGUF, or export this model's tokenizer from its tokenizer.json.");
                 int regularCount = 0;
-                while (regularCount < tokens.Length && types[regularCount] is not (Control or UserDefined)) regularCount++;
+                while (regularCount < tokens.Length && !vocabulary.IsSpecial(regularCount)) regularCount++;
                 var regular = new byte[regularCount][];
                 for (int i = 0; i < regularCount; i++)
                     regular[i] = ByteLevel.ToBytes(tokens[i]) ?? throw TokenizerFiles.Invalid(first, $"token {i} '{tokens[i]}' is not a byte-level token");
                 var specials = new List<(int, string)>();
                 for (int i = regularCount; i < tokens.Length; i++)
                 {
-                    if (types[i] is not (Control or UserDefined))
+                    if (!vocabulary.IsSpecial(i))
                         throw TokenizerFiles.Invalid(first, $"token {i} is a regular token after the special tokens began at {regularCount}; the Llama 3 layout needs regular tokens first");
                     specials.Add((i, tokens[i]));
                 }

@@ -48,7 +48,8 @@ public sealed class ExportLlamaTokenizerCommand : PSCmdlet
 
     /// <summary>
     /// Llama2c (the default: llama2.c's tokenizer.bin) or DistributedLlama (dllama's .t, written as its
-    /// convert-tokenizer-hf.py writes it from the folder's tokenizer_config.json with tokenizer.json or tokenizer.model).
+    /// convert-tokenizer-hf.py writes it from the folder's tokenizer_config.json with tokenizer.json or tokenizer.model;
+    /// without one, from a GGUF's vocabulary or Meta's tiktoken tokenizer.model, as the script writes the same tokenizer).
     /// </summary>
     [Parameter]
     public OutputTarget Target { get; set; } = OutputTarget.Llama2c;
@@ -79,15 +80,16 @@ public sealed class ExportLlamaTokenizerCommand : PSCmdlet
             if (Target == OutputTarget.DistributedLlama)
             {
                 // The converter reads a folder: tokenizer_config.json names the class, config.json the BOS and EOS ids.
-                var folder = Directory.Exists(source) ? source : System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(source))!;
-                if (ParameterSetName is ModelToDirectory or ModelToFile) folder = PathResolution.ToFileSystemPath(this, ModelPath);
-                var contents = DllamaTokenizerFile.Read(folder);
+                // Without one, a GGUF's vocabulary or Meta's tokenizer.model gives what it would write from the HF form.
+                var from = ParameterSetName is ModelToDirectory or ModelToFile ? PathResolution.ToFileSystemPath(this, ModelPath) : source;
+                var contents = DllamaTokenizerFile.Read(from);
                 source = contents.SourcePath;
                 var target = ParameterSetName is ModelToFile or FileToFile
                     ? PathResolution.ToFileSystemPath(this, OutputPath)
                     : System.IO.Path.Combine(PathResolution.ToFileSystemPath(this, OutputDirectory ?? "."), DllamaTokenizerFile.DefaultFileName(name));
-                if (!ShouldProcess(target, $"Write distributed-llama's tokenizer ({contents.Tokens.Count} tokens) from '{folder}'")) return;
+                if (!ShouldProcess(target, $"Write distributed-llama's tokenizer ({contents.Tokens.Count} tokens) from '{contents.SourcePath}'")) return;
                 WriteObject(DllamaTokenizerFile.Write(contents, target, Force));
+                if (DllamaTokenizerFile.ChatTemplateAdvice(contents) is { } advice) WriteWarning(advice);
                 return;
             }
 
