@@ -232,6 +232,18 @@ public class DistributedLlamaExportTests
             new Dictionary<string, object?> { ["m"] = TestPaths.Fixture("llama3-tiny"), ["o"] = temp.Path });
         Assert.StartsWith(ErrorIds.TargetCannotRun + ",", Assert.Single(ps2.Streams.Error).FullyQualifiedErrorId);
         Assert.Empty(Directory.EnumerateFileSystemEntries(temp.Path));
+
+        // And -WeightType belongs to distributed-llama: with llama2.c it would be ignored, so it is refused, by the plan too.
+        foreach (var command in new[] { "Export-LlamaModel $m -WeightType F32 -OutputDirectory $o", "Get-ExportMemoryPlan $m -Version 0 -WeightType F32 -OutputDirectory $o" })
+        {
+            var (_, ps3) = host.Run(command, new Dictionary<string, object?> { ["m"] = TestPaths.Fixture("llama3-tiny"), ["o"] = temp.Path });
+            var foreign = Assert.Single(ps3.Streams.Error);
+            Assert.StartsWith(ErrorIds.TargetCannotRun + ",", foreign.FullyQualifiedErrorId);
+            Assert.Contains("-WeightType belong to the DistributedLlama target", foreign.Exception.Message);
+            Assert.Contains("-Target DistributedLlama", foreign.ErrorDetails.RecommendedAction);
+        }
+
+        Assert.Empty(Directory.EnumerateFileSystemEntries(temp.Path));
     }
 
     [Fact]

@@ -166,7 +166,7 @@ public sealed partial class Llama2cProgramsTests : IClassFixture<Llama2cPrograms
         Assert.All(ids, id => Assert.InRange(id, 0, 511));
         // runq.c's arithmetic (theta 10000, activations quantized) on the weights, as Invoke-LlamaModel reproduces it when told run.c's rope.
         var file = Core.Llama2c.Llama2cFile.Open(path);
-        using var weights = new Core.Inference.FileForwardWeights(file, file.Config with { RopeTheta = 10000, RopeScaling = null, RmsNormEps = 1e-5 });
+        using var weights = new Core.Llama2c.FileForwardWeights(file, file.Config with { RopeTheta = 10000, RopeScaling = null, RmsNormEps = 1e-5 });
         Assert.Equal(ids, new Core.Inference.LlamaForward(weights, 16, quantizedActivations: true).Greedy([1], 16));
     }
 

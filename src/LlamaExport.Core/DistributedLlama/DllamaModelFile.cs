@@ -186,6 +186,7 @@ public static class DllamaModelFile
         return new ExportPlan
         {
             Source = source,
+            Title = $"distributed-llama .m, {weightType}",
             Target = OutputTarget.DistributedLlama,
             WeightType = weightType.ToString(),
             Version = 0,

@@ -19,6 +19,9 @@ public sealed class ExportPlan
     /// <summary>How the target turns chunks into bytes.</summary>
     public required IChunkEncoder Encoder { get; init; }
 
+    /// <summary>What the file is, in the target's words ("llama2.c version 2, group size 64", "distributed-llama .m, Q40").</summary>
+    public required string Title { get; init; }
+
     public required int Version { get; init; }
     public required int RequestedGroupSize { get; init; }
 
@@ -50,8 +53,7 @@ public sealed class ExportPlan
     {
         var lines = new List<string>
         {
-            $"llama2.c version {Version}, {TotalBytes} bytes, header {Header.Length} bytes" +
-            (Version == 2 ? $", group size {GroupSize}" : "") + $", classifier {(SharedClassifier ? "shared" : "separate")} ({SharedClassifierReason})",
+            $"{Title}, {TotalBytes} bytes, header {Header.Length} bytes, classifier {(SharedClassifier ? "shared" : "separate")} ({SharedClassifierReason})",
         };
         lines.AddRange(Sections.Select(s => "  " + s));
         return string.Join(Environment.NewLine, lines);

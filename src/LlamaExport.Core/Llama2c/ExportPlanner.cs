@@ -69,6 +69,7 @@ public static class ExportPlanner
         return new ExportPlan
         {
             Source = source,
+            Title = $"llama2.c version {version}" + (version == 2 ? $", group size {groupSize}" : ""),
             Version = version,
             RequestedGroupSize = requested,
             GroupSize = groupSize,

@@ -55,33 +55,13 @@ public static class MemoryPlanner
         var warnings = new List<string>();
         var config = HuggingFaceConfig.Read(configPath, warnings);
         if (maxSeqLen is int length) config = config with { MaxSeqLen = length };
-        if (target == OutputTarget.DistributedLlama)
-        {
-            bool tied = config.TieWordEmbeddings;
-            long size = DllamaModelFile.FileSize(config, weightType, configPath);
-            warnings.Add("Planned from config.json alone: sizes assume the weights are " + TensorDTypeInfo.ShortName(sourceDType) + ".");
-            if (weightType == DllamaWeightType.Q80) warnings.Add(DllamaModelFile.Q80Warning);
-            var dir = Path.GetDirectoryName(Path.GetFullPath(configPath))!;
-            int block = weightType == DllamaWeightType.F32 ? 0 : DllamaQuantizer.BlockSize;
-            return Build(dir, Path.GetFileName(dir), config, fromConfigOnly: true, "HuggingFace (config only)", hasSafetensors: SafetensorsTensorSource.IsPresent(dir),
-                TensorDTypeInfo.ShortName(sourceDType), config.ParameterCount(tied) * TensorDTypeInfo.SizeOf(sourceDType), 0, 0, block, block, null, tied,
-                size, rotaryPermuted: true, outputDirectory, warnings, maxSeqLen, target, weightType);
-        }
-
-        if (!ExportPlanner.SupportedVersions.Contains(version))
-            throw new LlamaExportException(ErrorIds.InvalidVersion, FailureKind.InvalidArgument, $"llama2.c has no version {version} format.", configPath, "Use -Version 0, 1 or 2.");
-        int effective = 0;
-        string? backoff = null;
-        if (version == 2) (effective, backoff) = GroupSizeRule.Resolve(groupSize, config.Dim, config.HiddenDim);
-        if (backoff is not null) warnings.Add(backoff);
-        warnings.AddRange(RuntimeNotes.Warnings(config, version));
-        bool shared = config.TieWordEmbeddings;
-        warnings.Add("Planned from config.json alone: sizes assume the classifier is " + (shared ? "tied" : "separate") + " as tie_word_embeddings says, and the weights are " + TensorDTypeInfo.ShortName(sourceDType) + ".");
-        long parameters = config.ParameterCount(shared);
+        var options = new Targets.TargetOptions { Version = version, GroupSize = groupSize, WeightType = weightType };
+        var planned = Targets.OutputTargets.Of(target).PlanFromConfig(config, configPath, options, warnings);
+        warnings.Add("Planned from config.json alone: sizes assume the classifier is " + (planned.SharedClassifier ? "tied" : "separate") + " as tie_word_embeddings says, and the weights are " + TensorDTypeInfo.ShortName(sourceDType) + ".");
         var folder = Path.GetDirectoryName(Path.GetFullPath(configPath))!;
         return Build(folder, Path.GetFileName(folder), config, fromConfigOnly: true, "HuggingFace (config only)", hasSafetensors: SafetensorsTensorSource.IsPresent(folder),
-            TensorDTypeInfo.ShortName(sourceDType), parameters * TensorDTypeInfo.SizeOf(sourceDType), 0, version, groupSize, effective, backoff, shared,
-            Llama2cLayout.FileSize(version, config, shared, effective), rotaryPermuted: true, outputDirectory, warnings, maxSeqLen);
+            TensorDTypeInfo.ShortName(sourceDType), config.ParameterCount(planned.SharedClassifier) * TensorDTypeInfo.SizeOf(sourceDType), 0, version, planned.GroupSize, planned.EffectiveGroupSize,
+            planned.Backoff, planned.SharedClassifier, planned.OutputBytes, rotaryPermuted: true, outputDirectory, warnings, maxSeqLen, target, weightType);
     }
 
     /// <summary>The estimates for one model shape, for every mode.</summary>
@@ -131,7 +111,7 @@ public static class MemoryPlanner
 
         var recommended = fitting?.Mode ?? MemoryMode.UltraLowMemory;
         var command = $"Export-LlamaModel -ModelPath '{modelPath.Replace("'", "''")}'"
-            + (target == OutputTarget.DistributedLlama ? $" -Target DistributedLlama -WeightType {weightType}" : $" -Version {version}" + (version == 2 ? $" -GroupSize {groupSize}" : ""))
+            + Targets.OutputTargets.Of(target).ExportArguments(new Targets.TargetOptions { Version = version, GroupSize = groupSize, WeightType = weightType })
             + (maxSeqLen is int m ? $" -MaxSeqLen {m}" : "") + $" -MemoryMode {recommended} -OutputDirectory '{outputDirectory.Replace("'", "''")}'";
         return new ExportMemoryPlan
         {

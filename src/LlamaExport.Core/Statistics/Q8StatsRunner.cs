@@ -26,7 +26,7 @@ public static class Q8StatsRunner
     /// <summary>What exporting <paramref name="plan"/> (a version 2 plan) would do, without writing anything.</summary>
     public static IEnumerable<Q8TensorStats> FromModel(ExportPlan plan, Q8StatsOptions options, CancellationToken cancellationToken = default)
     {
-        if (plan.Version != 2) throw new ArgumentException("Statistics need a version 2 (Q8_0) plan.", nameof(plan));
+        if (!plan.Sections.Any(s => s.Encoding == SectionEncoding.Q8_0)) throw new ArgumentException("Statistics need a plan with Q8_0 sections (llama2.c version 2).", nameof(plan));
         int groupSize = plan.GroupSize;
         var pool = new ConcurrentBag<ChunkBuffers>();
         foreach (var section in plan.Sections)

@@ -18,8 +18,27 @@ public sealed record TargetOptions
     public DllamaWeightType WeightType { get; init; } = DllamaWeightType.Q40;
 }
 
+/// <summary>What a target's file will be for a config.json alone: its size and, for blocked encodings, the group size asked for and used.</summary>
+public sealed record ConfigPlan(long OutputBytes, int GroupSize, int EffectiveGroupSize, string? Backoff, bool SharedClassifier);
+
 /// <summary>A tokenizer an export writes beside its model: the files it reads, and how it writes itself.</summary>
-public sealed record TargetTokenizer(IReadOnlyList<string> SourceFiles, Func<string, bool, ProtectedFiles, TokenizerExportResult> Write, string? Warning = null);
+public sealed record TargetTokenizer(IReadOnlyList<string> SourceFiles, Func<string, bool, ProtectedFiles, TokenizerExportResult> Write, string? Warning = null)
+{
+    /// <summary>The file the tokens were read from.</summary>
+    public string SourcePath => SourceFiles[0];
+
+    /// <summary>What will be written, in words (for -WhatIf).</summary>
+    public string Description { get; init; } = "";
+
+    /// <summary>The file's name when only a folder is given, for a model or tokenizer named <c>name</c>.</summary>
+    public Func<string, string> FileName { get; init; } = name => name;
+
+    /// <summary>A note for -Verbose about how the tokens were made.</summary>
+    public string? Note { get; init; }
+
+    /// <summary>Writes it, never over a file it was read from.</summary>
+    public TokenizerExportResult WriteTo(string path, bool force) => Write(path, force, ProtectedFiles.Of($"the tokenizer '{SourcePath}'", SourceFiles));
+}
 
 /// <summary>
 /// An output format as a plug-in, the twin of <c>ISourceFormat</c>: its name, its file names, its plan (layout and
@@ -29,6 +48,9 @@ public sealed record TargetTokenizer(IReadOnlyList<string> SourceFiles, Func<str
 public interface IOutputTarget
 {
     OutputTarget Kind { get; }
+
+    /// <summary>The Export-LlamaModel and Get-ExportMemoryPlan parameters that only this target takes (-Version, -WeightType).</summary>
+    IReadOnlyList<string> Parameters { get; }
 
     /// <summary>The model file's name when only a folder is given (llama2.c's and distributed-llama's own habits).</summary>
     string ModelFileName(string modelName, TargetOptions options);
@@ -44,6 +66,15 @@ public interface IOutputTarget
 
     /// <summary>The tokenizer of a model, checked against its vocabulary, ready to be written.</summary>
     TargetTokenizer Tokenizer(ModelSource source);
+
+    /// <summary>A tokenizer on its own (Export-LlamaTokenizer): a model folder, a tokenizer file or a GGUF.</summary>
+    TargetTokenizer Tokenizer(string path);
+
+    /// <summary>The file's size from config.json alone (Get-ExportMemoryPlan -ConfigPath); what it cannot hold is refused, what it changes goes to <paramref name="warnings"/>.</summary>
+    ConfigPlan PlanFromConfig(LlamaModelConfig config, string configPath, TargetOptions options, List<string> warnings);
+
+    /// <summary>The Export-LlamaModel parameters that choose this target and its options, as a plan's suggested command writes them.</summary>
+    string ExportArguments(TargetOptions options);
 }
 
 /// <summary>The formats this module writes.</summary>
@@ -53,9 +84,27 @@ public static class OutputTargets
 
     public static IOutputTarget Of(OutputTarget kind) => All.Single(t => t.Kind == kind);
 
+    /// <summary>
+    /// Refuses parameters that belong to another target than <paramref name="kind"/> (-Version with distributed-llama,
+    /// -WeightType with llama2.c), which would otherwise be silently ignored.
+    /// </summary>
+    public static void RefuseForeignParameters(OutputTarget kind, IEnumerable<string> bound, string path)
+    {
+        var chosen = Of(kind);
+        var set = bound.ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var foreign = All.Where(t => t != chosen).SelectMany(t => t.Parameters.Select(p => (Target: t, Parameter: p)))
+            .Where(x => set.Contains(x.Parameter) && !chosen.Parameters.Contains(x.Parameter, StringComparer.OrdinalIgnoreCase)).ToList();
+        if (foreign.Count == 0) return;
+        throw new Errors.LlamaExportException(Errors.ErrorIds.TargetCannotRun, Errors.FailureKind.InvalidArgument,
+            $"-{string.Join(" and -", foreign.Select(f => f.Parameter))} belong to the {foreign[0].Target.Kind} target, not to {kind}.", path,
+            $"Leave them out{(chosen.Parameters.Count > 0 ? $"; {kind} takes {string.Join(" and ", chosen.Parameters.Select(p => "-" + p))}" : "")}, or choose -Target {foreign[0].Target.Kind}.");
+    }
+
     private sealed class Llama2cTarget : IOutputTarget
     {
         public OutputTarget Kind => OutputTarget.Llama2c;
+
+        public IReadOnlyList<string> Parameters { get; } = ["Version", "GroupSize"];
 
         /// <summary>llama2.c's naming habits: stories15M.bin (v0), llama2_7b_q80.bin (v2).</summary>
         public string ModelFileName(string modelName, TargetOptions options) => options.Version switch
@@ -73,16 +122,49 @@ public static class OutputTargets
         public ExportPlan Plan(ModelSource source, TargetOptions options, IComputeBackend? backend, CancellationToken cancellationToken) =>
             ExportPlanner.Create(source, options.Version, options.GroupSize, backend, cancellationToken);
 
+        public ConfigPlan PlanFromConfig(LlamaModelConfig config, string configPath, TargetOptions options, List<string> warnings)
+        {
+            if (!ExportPlanner.SupportedVersions.Contains(options.Version))
+                throw new Errors.LlamaExportException(Errors.ErrorIds.InvalidVersion, Errors.FailureKind.InvalidArgument, $"llama2.c has no version {options.Version} format.", configPath, "Use -Version 0, 1 or 2.");
+            int requested = options.GroupSize ?? GroupSizeRule.DefaultGroupSize;
+            int effective = 0;
+            string? backoff = null;
+            if (options.Version == 2) (effective, backoff) = GroupSizeRule.Resolve(requested, config.Dim, config.HiddenDim);
+            if (backoff is not null) warnings.Add(backoff);
+            warnings.AddRange(RuntimeNotes.Warnings(config, options.Version));
+            bool shared = config.TieWordEmbeddings;
+            return new ConfigPlan(Llama2cLayout.FileSize(options.Version, config, shared, effective), requested, effective, backoff, shared);
+        }
+
+        public string ExportArguments(TargetOptions options) =>
+            $" -Version {options.Version}" + (options.Version == 2 ? $" -GroupSize {options.GroupSize ?? GroupSizeRule.DefaultGroupSize}" : "");
+
         public TargetTokenizer Tokenizer(ModelSource source)
         {
             var tokenizer = TokenizerExport.ForModel(source.ModelPath, source.Config.VocabSize);
             return new TargetTokenizer([tokenizer.SourcePath], (path, force, sources) => TokenizerExport.Write(tokenizer, path, force, sources));
+        }
+
+        public TargetTokenizer Tokenizer(string path)
+        {
+            var file = Directory.Exists(path) ? TokenizerFiles.Find(path) ?? throw new Errors.LlamaExportException(Errors.ErrorIds.TokenizerNotFound, Errors.FailureKind.ObjectNotFound,
+                $"'{path}' has no tokenizer.model, tokenizer.json or GGUF model.", path, "Download the tokenizer from the model's repository, or pass -Path.") : path;
+            var tokenizer = TokenizerFiles.Read(file);
+            return new TargetTokenizer([tokenizer.SourcePath], (output, force, sources) => TokenizerExport.Write(tokenizer, output, force, sources))
+            {
+                Description = $"Write llama2.c tokenizer.bin ({tokenizer.VocabSize} pieces) from '{tokenizer.SourcePath}'",
+                FileName = name => $"{name}.tokenizer.bin",
+                Note = tokenizer.Kind == TokenizerSourceKind.HuggingFaceJson && tokenizer.Style == TokenizerStyle.SentencePiece
+                    ? $"{tokenizer.SourcePath}: scores are derived from merge ranks (the piece made by merge r scores −r), so run.c's greedy merge reproduces the BPE." : null,
+            };
         }
     }
 
     private sealed class DistributedLlamaTarget : IOutputTarget
     {
         public OutputTarget Kind => OutputTarget.DistributedLlama;
+
+        public IReadOnlyList<string> Parameters { get; } = ["WeightType"];
 
         public string ModelFileName(string modelName, TargetOptions options) => DllamaModelFile.DefaultFileName(modelName, options.WeightType);
 
@@ -94,6 +176,16 @@ public static class OutputTargets
         public ExportPlan Plan(ModelSource source, TargetOptions options, IComputeBackend? backend, CancellationToken cancellationToken) =>
             DllamaModelFile.Plan(source, options.WeightType, backend, cancellationToken);
 
+        public ConfigPlan PlanFromConfig(LlamaModelConfig config, string configPath, TargetOptions options, List<string> warnings)
+        {
+            long size = DllamaModelFile.FileSize(config, options.WeightType, configPath);
+            if (options.WeightType == DllamaWeightType.Q80) warnings.Add(DllamaModelFile.Q80Warning);
+            int block = options.WeightType == DllamaWeightType.F32 ? 0 : DllamaQuantizer.BlockSize;
+            return new ConfigPlan(size, block, block, null, config.TieWordEmbeddings);
+        }
+
+        public string ExportArguments(TargetOptions options) => $" -Target DistributedLlama -WeightType {options.WeightType}";
+
         public TargetTokenizer Tokenizer(ModelSource source)
         {
             // A model file (a checkpoint, a shard) has its tokenizer beside it; a GGUF is its own.
@@ -104,6 +196,16 @@ public static class OutputTargets
                     $"'{contents.SourcePath}' has {contents.Tokens.Count} tokens but the model's vocabulary is {source.Config.VocabSize}.", contents.SourcePath,
                     "Use the tokenizer that came with this model.");
             return new TargetTokenizer(contents.Files, (path, force, sources) => DllamaTokenizerFile.Write(contents, path, force, sources), DllamaTokenizerFile.ChatTemplateAdvice(contents));
+        }
+
+        public TargetTokenizer Tokenizer(string path)
+        {
+            var contents = DllamaTokenizerFile.Read(path);
+            return new TargetTokenizer(contents.Files, (output, force, sources) => DllamaTokenizerFile.Write(contents, output, force, sources), DllamaTokenizerFile.ChatTemplateAdvice(contents))
+            {
+                Description = $"Write distributed-llama's tokenizer ({contents.Tokens.Count} tokens) from '{contents.SourcePath}'",
+                FileName = DllamaTokenizerFile.DefaultFileName,
+            };
         }
     }
 }

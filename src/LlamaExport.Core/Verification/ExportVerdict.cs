@@ -43,6 +43,9 @@ public sealed class ExportVerdict
     /// </summary>
     public string ReadableBy { get; init; } = Llama2c.Llama2cPrograms.None;
 
+    /// <summary>What a reader of the file should know even when it passes (a llama2.c v1 file: no llama2.c program reads it).</summary>
+    public string? Caution { get; init; }
+
     public required IReadOnlyList<ExportCheck> Checks { get; init; }
     public ForwardAgreement? Agreement { get; init; }
     public bool Passed => Checks.All(c => c.Passed);

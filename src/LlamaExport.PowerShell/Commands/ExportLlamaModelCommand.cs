@@ -132,12 +132,7 @@ public sealed class ExportLlamaModelCommand : PSCmdlet
             using var source = ModelSourceLoader.Open(modelPath, MaxSeqLen);
             foreach (var warning in source.Warnings) Warn(source.Name, warning);
 
-            bool dllama = Target == OutputTarget.DistributedLlama;
-            var llama2cOnly = new[] { nameof(Version), nameof(GroupSize) }.Where(p => MyInvocation.BoundParameters.ContainsKey(p)).ToList();
-            if (dllama && llama2cOnly.Count > 0 && Plan is null)
-                throw new LlamaExportException(ErrorIds.TargetCannotRun, FailureKind.InvalidArgument,
-                    $"-{string.Join(" and -", llama2cOnly)} belong to the llama2.c target; distributed-llama's .m has no versions and 32-value blocks.", modelPath,
-                    "Leave them out, and choose -WeightType Q40, Q80 or F32.");
+            if (Plan is null) OutputTargets.RefuseForeignParameters(Target, MyInvocation.BoundParameters.Keys, modelPath);
             var outputPath = ResolveOutputPath(source);
             var prepared = ExportJob.Prepare(source, new ExportRequest
             {

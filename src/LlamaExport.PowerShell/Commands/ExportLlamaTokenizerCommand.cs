@@ -1,8 +1,8 @@
 using System.Management.Automation;
-using LlamaExport.Core.DistributedLlama;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Gguf;
+using LlamaExport.Core.Targets;
 using LlamaExport.Core.Tokenizers;
 using LlamaExport.PowerShell.Infrastructure;
 
@@ -63,44 +63,31 @@ public sealed class ExportLlamaTokenizerCommand : PSCmdlet
         string? source = null;
         try
         {
-            string name;
+            string from, name;
             if (ParameterSetName is ModelToDirectory or ModelToFile)
             {
-                var folder = PathResolution.ToFileSystemPath(this, ModelPath);
-                source = TokenizerFiles.Find(folder) ?? throw new LlamaExportException(ErrorIds.TokenizerNotFound, FailureKind.ObjectNotFound,
-                    $"'{folder}' has no tokenizer.model, tokenizer.json or GGUF model.", folder, "Download the tokenizer from the model's repository, or pass -Path.");
-                name = File.Exists(folder) ? GgufFormat.DisplayName(folder) : System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(folder));
+                from = PathResolution.ToFileSystemPath(this, ModelPath);
+                if (!Directory.Exists(from) && !(File.Exists(from) && GgufHeader.HasMagic(from)))
+                    throw new LlamaExportException(ErrorIds.TokenizerNotFound, FailureKind.ObjectNotFound,
+                        $"'{from}' is neither a model folder nor a GGUF model.", from, "Pass the model's folder, or pass a tokenizer file with -Path.");
+                name = File.Exists(from) ? GgufFormat.DisplayName(from) : System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(from));
             }
             else
             {
-                source = PathResolution.ToFileSystemPath(this, Path);
-                name = GgufHeader.HasMagic(source) ? GgufFormat.DisplayName(source) : System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(source)) ?? "tokenizer";
+                from = PathResolution.ToFileSystemPath(this, Path);
+                name = GgufHeader.HasMagic(from) ? GgufFormat.DisplayName(from) : System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(from)) ?? "tokenizer";
             }
 
-            if (Target == OutputTarget.DistributedLlama)
-            {
-                // The converter reads a folder: tokenizer_config.json names the class, config.json the BOS and EOS ids.
-                // Without one, a GGUF's vocabulary or Meta's tokenizer.model gives what it would write from the HF form.
-                var from = ParameterSetName is ModelToDirectory or ModelToFile ? PathResolution.ToFileSystemPath(this, ModelPath) : source;
-                var contents = DllamaTokenizerFile.Read(from);
-                source = contents.SourcePath;
-                var target = ParameterSetName is ModelToFile or FileToFile
-                    ? PathResolution.ToFileSystemPath(this, OutputPath)
-                    : System.IO.Path.Combine(PathResolution.ToFileSystemPath(this, OutputDirectory ?? "."), DllamaTokenizerFile.DefaultFileName(name));
-                if (!ShouldProcess(target, $"Write distributed-llama's tokenizer ({contents.Tokens.Count} tokens) from '{contents.SourcePath}'")) return;
-                WriteObject(DllamaTokenizerFile.Write(contents, target, Force));
-                if (DllamaTokenizerFile.ChatTemplateAdvice(contents) is { } advice) WriteWarning(advice);
-                return;
-            }
-
-            var tokenizer = TokenizerFiles.Read(source);
+            source = from;
+            var tokenizer = OutputTargets.Of(Target).Tokenizer(from);
+            source = tokenizer.SourcePath;
             var output = ParameterSetName is ModelToFile or FileToFile
                 ? PathResolution.ToFileSystemPath(this, OutputPath)
-                : System.IO.Path.Combine(PathResolution.ToFileSystemPath(this, OutputDirectory ?? "."), $"{name}.tokenizer.bin");
-            if (tokenizer.Kind == TokenizerSourceKind.HuggingFaceJson && tokenizer.Style == TokenizerStyle.SentencePiece)
-                WriteVerbose($"{source}: scores are derived from merge ranks (the piece made by merge r scores −r), so run.c's greedy merge reproduces the BPE.");
-            if (!ShouldProcess(output, $"Write llama2.c tokenizer.bin ({tokenizer.VocabSize} pieces) from '{source}'")) return;
-            WriteObject(TokenizerExport.Write(tokenizer, output, Force));
+                : System.IO.Path.Combine(PathResolution.ToFileSystemPath(this, OutputDirectory ?? "."), tokenizer.FileName(name));
+            if (tokenizer.Note is { } note) WriteVerbose(note);
+            if (!ShouldProcess(output, tokenizer.Description)) return;
+            WriteObject(tokenizer.WriteTo(output, Force));
+            if (tokenizer.Warning is { } warning) WriteWarning(warning);
         }
         catch (LlamaExportException e)
         {

@@ -4,6 +4,7 @@ using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Planning;
 using LlamaExport.Core.Sources;
+using LlamaExport.Core.Targets;
 using LlamaExport.PowerShell.Infrastructure;
 
 namespace LlamaExport.PowerShell.Commands;
@@ -92,6 +93,7 @@ public sealed class GetExportMemoryPlanCommand : PSCmdlet
         try
         {
             target = PathResolution.ToFileSystemPath(this, input);
+            OutputTargets.RefuseForeignParameters(Target, MyInvocation.BoundParameters.Keys, target);
             var plan = make(target);
             foreach (var warning in plan.Warnings) WriteWarning($"{plan.Name}: {warning}");
             if (!plan.Fits) WriteWarning($"{plan.Name}: does not fit: {plan.FitsReason}");

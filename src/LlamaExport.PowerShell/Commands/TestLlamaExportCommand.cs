@@ -1,6 +1,5 @@
 using System.Management.Automation;
 using LlamaExport.Core.Errors;
-using LlamaExport.Core.Llama2c;
 using LlamaExport.Core.Verification;
 using LlamaExport.PowerShell.Infrastructure;
 
@@ -89,8 +88,8 @@ public sealed class TestLlamaExportCommand : PSCmdlet
                 }, PipelineStopToken);
                 progress.Complete();
                 foreach (var failure in verdict.Failures) WriteVerbose($"{System.IO.Path.GetFileName(file)}: {failure.Name} failed: {failure.Detail}");
-                if (verdict.Version == 1 && !Quiet)
-                    WriteWarning($"{System.IO.Path.GetFileName(file)}: version 1 is {Llama2cPrograms.Describe(1)}.");
+                if (verdict.Caution is { } caution && !Quiet)
+                    WriteWarning($"{System.IO.Path.GetFileName(file)}: {caution}");
                 WriteObject(Quiet ? verdict.Passed : verdict);
             }
             catch (LlamaExportException e)
