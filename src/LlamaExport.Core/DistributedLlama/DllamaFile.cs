@@ -13,7 +13,7 @@ namespace LlamaExport.Core.DistributedLlama;
 /// them out, and their rows as float32 (Q40 and Q80 blocks dequantized exactly as dllama and ggml do: code × the fp16
 /// scale), read with positional reads, so the forward pass streams it as it streams a llama2.c file.
 /// </summary>
-public sealed class DllamaFile : IForwardWeights
+public sealed class DllamaFile : IMappableWeights
 {
     private readonly SafeFileHandle _handle;
     private readonly Dictionary<(LlamaTensorRole, int), (long Offset, SectionEncoding Encoding, long Columns)> _tensors;
@@ -139,6 +139,15 @@ public sealed class DllamaFile : IForwardWeights
 
         foreach (var (role, layer, weight) in DllamaModelFile.Order(config.Layers)) Add(role, layer, weight ? wt : SectionEncoding.Float32);
         return (map, offset);
+    }
+
+    public string FilePath => Path;
+
+    public MappedTensor Locate(LlamaTensorRole role, int layer)
+    {
+        var (offset, encoding, columns) = this[role, layer];
+        var (rows, _) = LlamaTensorRoles.ExpectedShape(role, Config);
+        return new MappedTensor(encoding, offset, rows, columns);
     }
 
     public int BlockRows(LlamaTensorRole role)

@@ -8,7 +8,7 @@ namespace LlamaExport.Core.Llama2c;
 /// The weights as a llama2.c file holds them. <paramref name="config"/> replaces the file's settings (rope, eps,
 /// BOS/EOS) where the file cannot hold them: a version 0 file, run with its source's config.
 /// </summary>
-public sealed class FileForwardWeights(Llama2cFile file, LlamaModelConfig? config = null) : IForwardWeights
+public sealed class FileForwardWeights(Llama2cFile file, LlamaModelConfig? config = null) : IMappableWeights
 {
     public LlamaModelConfig Config { get; } = config ?? file.Config;
     public int GroupSize => file.Version == 2 ? file.GroupSize : 0;
@@ -39,6 +39,14 @@ public sealed class FileForwardWeights(Llama2cFile file, LlamaModelConfig? confi
 
     public void ReadQuantizedRows(LlamaTensorRole role, int layer, long firstRow, int rows, Span<sbyte> codes, Span<float> scales) =>
         file.ReadQ8(Entry(role, layer), firstRow, codes, scales);
+
+    public string FilePath => file.Path;
+
+    public MappedTensor Locate(LlamaTensorRole role, int layer)
+    {
+        var entry = Entry(role, layer);
+        return new MappedTensor(entry.Encoding, entry.Offset, entry.Rows, entry.Columns, entry.Offset + entry.Elements, file.GroupSize);
+    }
 
     public void Dispose() => file.Dispose();
 }

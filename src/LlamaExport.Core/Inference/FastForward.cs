@@ -1,0 +1,312 @@
+using System.Runtime.CompilerServices;
+using LlamaExport.Core.Export;
+using LlamaExport.Core.Kernels;
+using LlamaExport.Core.Model;
+
+namespace LlamaExport.Core.Inference;
+
+/// <summary>
+/// The generation engine: one token at a time over mapped weights (<see cref="MappedModel"/>), integer dot products on
+/// the quantized codes (<see cref="DotKernels"/>), every matrix split by rows over the cores, and every buffer and the
+/// KV cache (sized to the positions run, not to seq_len) allocated once. Its arithmetic outside the matrix products is
+/// the streaming pass's (<see cref="LlamaForward"/>), so:
+/// <list type="bullet">
+/// <item>llama2.c v2 with runq.c's quantized activations gives the streaming pass's logits bit for bit;</item>
+/// <item>float32 weights use a 32-way striped dot (<see cref="DotKernels.DotF32"/>), so their logits differ from the
+/// streaming pass's sequential sum in the last bits (as run.c built with -Ofast differs from run.c built with -O0);</item>
+/// <item>distributed-llama's Q40 weights run against Q80 activations as dllama quantizes them (its
+/// --buffer-float-type q80), Q80 weights likewise; float activations dequantize the blocks instead.</item>
+/// </list>
+/// </summary>
+public sealed unsafe class FastForward
+{
+    private readonly MappedModel _model;
+    private readonly LlamaModelConfig _c;
+    private readonly int _positions;
+    private readonly bool _quantized;
+    private readonly int _groupSize;
+    private readonly int _threads;
+    private readonly float[] _inverseFrequencies;
+    private readonly float _eps;
+
+    private readonly float[] _x, _xb, _xb2, _q, _k, _v, _attention, _hb, _hb2, _logits;
+    private readonly float[][] _keys, _values;
+    private readonly float[][] _scores;
+    private readonly sbyte[] _codes;
+    private readonly float[] _codeScales;
+    private readonly byte[] _blocks;
+
+    /// <param name="positions">Positions to hold in the KV cache (the steps run, at most seq_len).</param>
+    /// <param name="quantizedActivations">Quantize activations as the file's runtime does (runq.c's groups for llama2.c v2; dllama's Q80 blocks for .m Q40/Q80).</param>
+    /// <param name="threads">Cores to split each matrix over; 0 for all.</param>
+    public FastForward(MappedModel model, int positions, bool quantizedActivations, int threads = 0)
+    {
+        _model = model;
+        _c = model.Config;
+        _positions = Math.Min(positions, _c.MaxSeqLen);
+        _threads = threads > 0 ? threads : Environment.ProcessorCount;
+        var weight = model.Weights.Locate(LlamaTensorRole.Wq, 0);
+        _groupSize = weight.Encoding == SectionEncoding.Q8_0 ? weight.GroupSize : 0;
+        _quantized = quantizedActivations && weight.Encoding != SectionEncoding.Float32;
+        _inverseFrequencies = RopeFrequencies.Inverse(_c.HeadSize, _c.RopeTheta, _c.RopeScaling);
+        _eps = (float)_c.RmsNormEps;
+        int dim = _c.Dim, hidden = _c.HiddenDim, kvDim = _c.KvDim;
+        _x = new float[dim];
+        _xb = new float[dim];
+        _xb2 = new float[dim];
+        _q = new float[dim];
+        _k = new float[kvDim];
+        _v = new float[kvDim];
+        _attention = new float[dim];
+        _hb = new float[hidden];
+        _hb2 = new float[hidden];
+        _logits = new float[_c.VocabSize];
+        _keys = [.. Enumerable.Range(0, _c.Layers).Select(_ => new float[(long)_positions * kvDim])];
+        _values = [.. Enumerable.Range(0, _c.Layers).Select(_ => new float[(long)_positions * kvDim])];
+        _scores = [.. Enumerable.Range(0, _c.Heads).Select(_ => new float[_positions])];
+        int widest = Math.Max(dim, hidden);
+        _codes = new sbyte[widest];
+        _codeScales = new float[_groupSize > 0 ? widest / _groupSize : 1];
+        _blocks = new byte[widest / 32 * DotKernels.Q80BlockBytes + DotKernels.Q80BlockBytes];
+    }
+
+    public int Positions => _positions;
+
+    /// <summary>The KV cache's bytes: layers × positions × kv_dim × 2 × 4.</summary>
+    public long CacheBytes => 2L * _c.Layers * _positions * _c.KvDim * sizeof(float);
+
+    /// <summary>The logits after <paramref name="token"/> at <paramref name="position"/> (a buffer reused by the next call).</summary>
+    public ReadOnlySpan<float> Forward(int token, int position)
+    {
+        if ((uint)position >= (uint)_positions) throw new ArgumentOutOfRangeException(nameof(position), $"Position {position} is past the {_positions} this engine was sized for.");
+        if ((uint)token >= (uint)_c.VocabSize) throw new ArgumentOutOfRangeException(nameof(token), $"Token {token} is outside the vocabulary of {_c.VocabSize}.");
+        int dim = _c.Dim, hidden = _c.HiddenDim, kvDim = _c.KvDim, headSize = _c.HeadSize;
+        EmbeddingRow(token, _x);
+
+        for (int layer = 0; layer < _c.Layers; layer++)
+        {
+            Norm(LlamaTensorRole.AttentionNorm, layer, _xb, _x);
+            Prepare(_xb);
+            MatMul(LlamaTensorRole.Wq, layer, _xb, _q);
+            MatMul(LlamaTensorRole.Wk, layer, _xb, _k);
+            MatMul(LlamaTensorRole.Wv, layer, _xb, _v);
+            Rope(position, headSize);
+            _k.CopyTo(_keys[layer].AsSpan(position * kvDim, kvDim));
+            _v.CopyTo(_values[layer].AsSpan(position * kvDim, kvDim));
+            Attention(layer, position);
+            Prepare(_attention);
+            MatMul(LlamaTensorRole.Wo, layer, _attention, _xb2);
+            for (int i = 0; i < dim; i++) _x[i] += _xb2[i];
+
+            Norm(LlamaTensorRole.FfnNorm, layer, _xb, _x);
+            Prepare(_xb);
+            MatMul(LlamaTensorRole.W1, layer, _xb, _hb);
+            MatMul(LlamaTensorRole.W3, layer, _xb, _hb2);
+            for (int i = 0; i < hidden; i++)
+            {
+                float value = _hb[i];
+                value *= 1.0f / (1.0f + MathF.Exp(-value));
+                _hb[i] = value * _hb2[i];
+            }
+
+            Prepare(_hb);
+            MatMul(LlamaTensorRole.W2, layer, _hb, _xb);
+            for (int i = 0; i < dim; i++) _x[i] += _xb[i];
+        }
+
+        Norm(LlamaTensorRole.Norm, 0, _x, _x);
+        Prepare(_x);
+        MatMul(LlamaTensorRole.Output, 0, _x, _logits);
+        return _logits;
+    }
+
+    /// <summary>The token's embedding as float32: llama2.c's Q8_0 table dequantized as runq.c does (code × scale), dllama's F32 row.</summary>
+    private void EmbeddingRow(int token, float[] destination)
+    {
+        var t = _model.Weights.Locate(LlamaTensorRole.TokEmbeddings, 0);
+        int n = (int)t.Columns;
+        byte* row = _model.Address(t);
+        switch (t.Encoding)
+        {
+            case SectionEncoding.Float32:
+                new ReadOnlySpan<float>((float*)row + (long)token * n, n).CopyTo(destination);
+                break;
+            case SectionEncoding.Q8_0:
+            {
+                // Groups run over the whole table, as runq.c dequantizes it: element e has scale e / GS.
+                sbyte* codes = (sbyte*)row;
+                float* scales = _model.Scales(t);
+                long first = (long)token * n;
+                for (int i = 0; i < n; i++) destination[i] = codes[first + i] * scales[(first + i) / t.GroupSize];
+                break;
+            }
+
+            default:
+                DequantizeBlocks(t, token, destination);
+                break;
+        }
+    }
+
+    private void DequantizeBlocks(in MappedTensor t, long row, Span<float> destination)
+    {
+        int n = (int)t.Columns;
+        bool q40 = t.Encoding == SectionEncoding.Q40Blocks;
+        int blockBytes = q40 ? DotKernels.Q40BlockBytes : DotKernels.Q80BlockBytes;
+        long rowBytes = n / 32 * blockBytes;
+        DistributedLlama.DllamaFile.Dequantize(new ReadOnlySpan<byte>(_model.Address(t) + row * rowBytes, (int)rowBytes), q40, destination);
+    }
+
+    private void Norm(LlamaTensorRole role, int layer, float[] output, float[] x)
+    {
+        var t = _model.Weights.Locate(role, layer);
+        var weight = new ReadOnlySpan<float>((float*)_model.Address(t), (int)t.Columns * (int)t.Rows);
+        float ss = 0f;
+        for (int j = 0; j < x.Length; j++) ss += x[j] * x[j];
+        ss /= x.Length;
+        ss += _eps;
+        ss = 1.0f / MathF.Sqrt(ss);
+        for (int j = 0; j < x.Length; j++) output[j] = weight[j] * (ss * x[j]);
+    }
+
+    /// <summary>Quantizes the next matrix product's input once, as the runtimes do (runq.c per group, dllama per 32 values).</summary>
+    private void Prepare(float[] input)
+    {
+        if (!_quantized) return;
+        if (_groupSize > 0)
+            LlamaForward.QuantizeLikeRunq(input, _groupSize, _codes.AsSpan(0, input.Length), _codeScales.AsSpan(0, input.Length / _groupSize));
+        else
+            DotKernels.QuantizeQ80(input, _blocks.AsSpan(0, input.Length / 32 * DotKernels.Q80BlockBytes));
+    }
+
+    private void MatMul(LlamaTensorRole role, int layer, float[] input, float[] output)
+    {
+        var t = _model.Weights.Locate(role, layer);
+        int rows = output.Length, n = input.Length;
+        int parts = rows < 64 ? 1 : Math.Min(rows / 16, _threads * 4);
+        if (parts <= 1)
+        {
+            Rows(t, input, output, 0, rows);
+            return;
+        }
+
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = _threads }, part =>
+        {
+            int first = (int)((long)rows * part / parts), last = (int)((long)rows * (part + 1) / parts);
+            Rows(t, input, output, first, last);
+        });
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void Rows(MappedTensor t, float[] input, float[] output, int first, int last)
+    {
+        int n = input.Length;
+        byte* weights = _model.Address(t);
+        fixed (float* x = input)
+        fixed (sbyte* codes = _codes)
+        fixed (float* codeScales = _codeScales)
+        fixed (byte* blocks = _blocks)
+        {
+            switch (t.Encoding)
+            {
+                case SectionEncoding.Float32:
+                    for (int r = first; r < last; r++) output[r] = DotKernels.DotF32((float*)weights + (long)r * n, x, n);
+                    break;
+                case SectionEncoding.Q8_0:
+                {
+                    // runq.c's matmul: the row's groups start at scale (row × n) / GS, and a tail shorter than a
+                    // group is left out, as its loop leaves it (the streaming pass does the same).
+                    int gs = t.GroupSize;
+                    float* scales = _model.Scales(t);
+                    if (_quantized)
+                        for (int r = first; r < last; r++)
+                            output[r] = DotKernels.DotQ8Groups((sbyte*)weights + (long)r * n, scales + (long)r * n / gs, codes, codeScales, n, gs);
+                    else
+                        for (int r = first; r < last; r++)
+                            output[r] = DotKernels.DotQ8GroupsFloat((sbyte*)weights, scales, (long)r * n, x, n, gs);
+                    break;
+                }
+
+                case SectionEncoding.Q40Blocks:
+                case SectionEncoding.Q80Blocks:
+                {
+                    bool q40 = t.Encoding == SectionEncoding.Q40Blocks;
+                    int blockBytes = q40 ? DotKernels.Q40BlockBytes : DotKernels.Q80BlockBytes;
+                    long rowBytes = n / 32 * blockBytes;
+                    if (_quantized)
+                    {
+                        for (int r = first; r < last; r++)
+                            output[r] = q40 ? DotKernels.DotQ40Q80(weights + r * rowBytes, blocks, n / 32) : DotKernels.DotQ80Q80(weights + r * rowBytes, blocks, n / 32);
+                    }
+                    else
+                    {
+                        Span<float> row = n <= 16384 ? stackalloc float[n] : new float[n];
+                        for (int r = first; r < last; r++)
+                        {
+                            DistributedLlama.DllamaFile.Dequantize(new ReadOnlySpan<byte>(weights + r * rowBytes, (int)rowBytes), q40, row);
+                            float sum = 0f;
+                            for (int i = 0; i < n; i++) sum += row[i] * x[i];
+                            output[r] = sum;
+                        }
+                    }
+
+                    break;
+                }
+            }
+        }
+    }
+
+    private void Rope(int position, int headSize)
+    {
+        for (int i = 0; i < _q.Length; i += 2)
+        {
+            float angle = position * _inverseFrequencies[(i % headSize) / 2];
+            float cos = MathF.Cos(angle), sin = MathF.Sin(angle);
+            Rotate(_q, i, cos, sin);
+            if (i < _k.Length) Rotate(_k, i, cos, sin);
+        }
+    }
+
+    private static void Rotate(float[] vector, int i, float cos, float sin)
+    {
+        float v0 = vector[i], v1 = vector[i + 1];
+        vector[i] = v0 * cos - v1 * sin;
+        vector[i + 1] = v0 * sin + v1 * cos;
+    }
+
+    private void Attention(int layer, int position)
+    {
+        int heads = _c.Heads;
+        if (heads * (position + 1) * _c.HeadSize < 1 << 15)
+            for (int h = 0; h < heads; h++) Attend(layer, position, h);
+        else
+            Parallel.For(0, heads, new ParallelOptions { MaxDegreeOfParallelism = _threads }, h => Attend(layer, position, h));
+    }
+
+    /// <summary>The streaming pass's attention for one head: scores, softmax, weighted values, in its order.</summary>
+    private void Attend(int layer, int position, int head)
+    {
+        int headSize = _c.HeadSize, kvDim = _c.KvDim, kvHead = head / (_c.Heads / _c.KvHeads);
+        var query = _q.AsSpan(head * headSize, headSize);
+        var scores = _scores[head].AsSpan(0, position + 1);
+        float scale = MathF.Sqrt(headSize);
+        var keys = _keys[layer];
+        for (int p = 0; p <= position; p++)
+        {
+            var key = keys.AsSpan(p * kvDim + kvHead * headSize, headSize);
+            float score = 0f;
+            for (int i = 0; i < headSize; i++) score += query[i] * key[i];
+            scores[p] = score / scale;
+        }
+
+        LlamaForward.Softmax(scores);
+        var result = _attention.AsSpan(head * headSize, headSize);
+        result.Clear();
+        var values = _values[layer];
+        for (int p = 0; p <= position; p++)
+        {
+            var value = values.AsSpan(p * kvDim + kvHead * headSize, headSize);
+            float a = scores[p];
+            for (int i = 0; i < headSize; i++) result[i] += a * value[i];
+        }
+    }
+}

@@ -1,0 +1,288 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace LlamaExport.Core.Kernels;
+
+/// <summary>The vector width a kernel runs at; each has a scalar twin that gives the same bits.</summary>
+public enum SimdLevel
+{
+    Scalar,
+    Vector128,
+    Vector256,
+    Vector512,
+}
+
+/// <summary>
+/// The generation engine's inner products, each at every vector width with a scalar reference beside it that computes
+/// the same value bit for bit (tests hold every width to it):
+/// <list type="bullet">
+/// <item><see cref="DotInt8"/>: an exact int32 dot of int8 codes (any order gives the same integer), widened to
+/// int16 and multiplied in pairs (pmaddwd), so −128 codes are exact too.</item>
+/// <item><see cref="DotQ8Groups"/>: runq.c's matmul row: per group the exact integer dot, then
+/// <c>sum += (float)i * ws[g] * xs[g]</c> group after group, as runq.c and the streaming pass add them.</item>
+/// <item><see cref="DotQ40Q80"/>: dllama's Q4_0 × Q8_0 row (its AVX2/AVX-512 order): per 32-value block the exact
+/// integer dot of (nibble − 8) × code, then <c>sum += (float)i * (dw * dx)</c>.</item>
+/// <item><see cref="DotF32"/>: float32, striped over 32 partial sums (element i into sum i mod 32, each by a fused
+/// multiply-add), folded in halves (32 → 16 → … → 1), then the tail added in order. The scalar twin stripes the same
+/// way, so a 128-, 256- or 512-bit run gives its bits exactly.</item>
+/// </list>
+/// </summary>
+public static unsafe class DotKernels
+{
+    public const int F32Lanes = 32;
+
+    /// <summary>The widest level this machine accelerates (as the JIT sees it).</summary>
+    public static SimdLevel Best { get; } =
+        Vector512.IsHardwareAccelerated && Avx512BW.IsSupported ? SimdLevel.Vector512
+        : Vector256.IsHardwareAccelerated && Avx2.IsSupported ? SimdLevel.Vector256
+        : Vector128.IsHardwareAccelerated ? SimdLevel.Vector128
+        : SimdLevel.Scalar;
+
+    /// <summary>Whether this machine can run <paramref name="level"/> (tests run every one that it can).</summary>
+    public static bool Supports(SimdLevel level) => level switch
+    {
+        SimdLevel.Vector512 => Vector512.IsHardwareAccelerated && Avx512BW.IsSupported,
+        SimdLevel.Vector256 => Vector256.IsHardwareAccelerated && Avx2.IsSupported,
+        SimdLevel.Vector128 => Vector128.IsHardwareAccelerated,
+        _ => true,
+    };
+
+    // ---- int8 · int8 → int32 ----
+
+    public static int DotInt8(sbyte* a, sbyte* b, int n) => DotInt8(a, b, n, Best);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static int DotInt8(sbyte* a, sbyte* b, int n, SimdLevel level)
+    {
+        int i = 0, sum = 0;
+        if (level == SimdLevel.Vector512 && n >= 32)
+        {
+            var acc = Vector512<int>.Zero;
+            for (; i + 32 <= n; i += 32)
+            {
+                var x = Avx512BW.ConvertToVector512Int16(Vector256.Load(a + i));
+                var y = Avx512BW.ConvertToVector512Int16(Vector256.Load(b + i));
+                acc += Avx512BW.MultiplyAddAdjacent(x, y);
+            }
+
+            sum = Vector512.Sum(acc);
+        }
+        else if (level == SimdLevel.Vector256 && n >= 16)
+        {
+            var acc = Vector256<int>.Zero;
+            for (; i + 16 <= n; i += 16)
+            {
+                var x = Avx2.ConvertToVector256Int16(Vector128.Load(a + i));
+                var y = Avx2.ConvertToVector256Int16(Vector128.Load(b + i));
+                acc += Avx2.MultiplyAddAdjacent(x, y);
+            }
+
+            sum = Vector256.Sum(acc);
+        }
+        else if (level == SimdLevel.Vector128 && n >= 16)
+        {
+            var acc = Vector128<int>.Zero;
+            for (; i + 16 <= n; i += 16)
+            {
+                var x = Vector128.Load(a + i);
+                var y = Vector128.Load(b + i);
+                var lo = Vector128.WidenLower(x) * Vector128.WidenLower(y);
+                var hi = Vector128.WidenUpper(x) * Vector128.WidenUpper(y);
+                acc += Vector128.WidenLower(lo) + Vector128.WidenUpper(lo) + Vector128.WidenLower(hi) + Vector128.WidenUpper(hi);
+            }
+
+            sum = Vector128.Sum(acc);
+        }
+
+        for (; i < n; i++) sum += a[i] * b[i];
+        return sum;
+    }
+
+    // ---- runq.c's Q8_0 row ----
+
+    /// <summary>runq.c's matmul for one row: codes <paramref name="w"/> with one scale per group, against quantized activations.</summary>
+    public static float DotQ8Groups(sbyte* w, float* ws, sbyte* x, float* xs, int n, int groupSize) => DotQ8Groups(w, ws, x, xs, n, groupSize, Best);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float DotQ8Groups(sbyte* w, float* ws, sbyte* x, float* xs, int n, int groupSize, SimdLevel level)
+    {
+        float sum = 0f;
+        int groups = n / groupSize;
+        for (int g = 0; g < groups; g++)
+        {
+            int integer = DotInt8(w + g * groupSize, x + g * groupSize, groupSize, level);
+            sum += (float)integer * ws[g] * xs[g];
+        }
+
+        return sum;
+    }
+
+    /// <summary>
+    /// A Q8_0 row against float activations: each code times its scale, times x, added in order, as the streaming pass
+    /// widens and adds them. Groups run over the flattened tensor (as llama2.c's quantizer makes them), so element i of
+    /// the row starting at flat index <paramref name="first"/> has scale <c>ws[(first + i) / groupSize]</c>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float DotQ8GroupsFloat(sbyte* codes, float* scales, long first, float* x, int n, int groupSize)
+    {
+        float sum = 0f;
+        for (int i = 0; i < n; i++) sum += codes[first + i] * scales[(first + i) / groupSize] * x[i];
+        return sum;
+    }
+
+    // ---- dllama's Q4_0 × Q8_0 row ----
+
+    /// <summary>A Q40 block: fp16 scale and 16 bytes, low nibbles the first 16 values, high nibbles the last 16.</summary>
+    public const int Q40BlockBytes = 18;
+
+    /// <summary>A Q80 block: fp16 scale and 32 codes.</summary>
+    public const int Q80BlockBytes = 34;
+
+    public static float DotQ40Q80(byte* w, byte* x, int blocks) => DotQ40Q80(w, x, blocks, Best);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float DotQ40Q80(byte* w, byte* x, int blocks, SimdLevel level)
+    {
+        float sum = 0f;
+        for (int j = 0; j < blocks; j++, w += Q40BlockBytes, x += Q80BlockBytes)
+        {
+            float s = (float)*(Half*)w * (float)*(Half*)x;
+            int integer;
+            if (level >= SimdLevel.Vector256)
+            {
+                var packed = Vector128.Load(w + 2);
+                var low = (packed & Vector128.Create((byte)0x0F)).AsSByte() - Vector128.Create((sbyte)8);
+                var high = (Vector128.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & Vector128.Create((byte)0x0F)).AsSByte() - Vector128.Create((sbyte)8);
+                var x0 = Avx2.ConvertToVector256Int16(Vector128.Load((sbyte*)(x + 2)));
+                var x1 = Avx2.ConvertToVector256Int16(Vector128.Load((sbyte*)(x + 18)));
+                var acc = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(low), x0) + Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(high), x1);
+                integer = Vector256.Sum(acc);
+            }
+            else
+            {
+                integer = 0;
+                sbyte* codes = (sbyte*)(x + 2);
+                for (int k = 0; k < 16; k++)
+                {
+                    int b = w[2 + k];
+                    integer += ((b & 0x0F) - 8) * codes[k] + ((b >> 4) - 8) * codes[k + 16];
+                }
+            }
+
+            sum += (float)integer * s;
+        }
+
+        return sum;
+    }
+
+    /// <summary>dllama's Q80 × Q80 row (its converter writes Q80 weights; its engine cannot multiply them, this one can).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float DotQ80Q80(byte* w, byte* x, int blocks, SimdLevel level)
+    {
+        float sum = 0f;
+        for (int j = 0; j < blocks; j++, w += Q80BlockBytes, x += Q80BlockBytes)
+        {
+            float s = (float)*(Half*)w * (float)*(Half*)x;
+            sum += (float)DotInt8((sbyte*)(w + 2), (sbyte*)(x + 2), 32, level) * s;
+        }
+
+        return sum;
+    }
+
+    public static float DotQ80Q80(byte* w, byte* x, int blocks) => DotQ80Q80(w, x, blocks, Best);
+
+    // ---- float32 ----
+
+    public static float DotF32(float* w, float* x, int n) => DotF32(w, x, n, Best);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float DotF32(float* w, float* x, int n, SimdLevel level)
+    {
+        int body = n - n % F32Lanes;
+        float sum;
+        if (level == SimdLevel.Vector512)
+        {
+            Vector512<float> a0 = default, a1 = default;
+            for (int i = 0; i < body; i += 32)
+            {
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(w + i), Vector512.Load(x + i), a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(w + i + 16), Vector512.Load(x + i + 16), a1);
+            }
+
+            var s16 = a0 + a1;
+            sum = Fold(s16.GetLower() + s16.GetUpper());
+        }
+        else if (level == SimdLevel.Vector256)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int i = 0; i < body; i += 32)
+            {
+                a0 = Vector256.FusedMultiplyAdd(Vector256.Load(w + i), Vector256.Load(x + i), a0);
+                a1 = Vector256.FusedMultiplyAdd(Vector256.Load(w + i + 8), Vector256.Load(x + i + 8), a1);
+                a2 = Vector256.FusedMultiplyAdd(Vector256.Load(w + i + 16), Vector256.Load(x + i + 16), a2);
+                a3 = Vector256.FusedMultiplyAdd(Vector256.Load(w + i + 24), Vector256.Load(x + i + 24), a3);
+            }
+
+            sum = Fold((a0 + a2) + (a1 + a3));
+        }
+        else if (level == SimdLevel.Vector128)
+        {
+            Span<Vector128<float>> a = stackalloc Vector128<float>[8];
+            for (int i = 0; i < body; i += 32)
+                for (int k = 0; k < 8; k++) a[k] = Vector128.FusedMultiplyAdd(Vector128.Load(w + i + 4 * k), Vector128.Load(x + i + 4 * k), a[k]);
+            // 32 → 16 → 8, then the 8-lane fold.
+            var l0 = (a[0] + a[4]) + (a[2] + a[6]);
+            var l1 = (a[1] + a[5]) + (a[3] + a[7]);
+            sum = Fold(Vector256.Create(l0, l1));
+        }
+        else
+        {
+            sum = ScalarStriped(w, x, body);
+        }
+
+        for (int i = body; i < n; i++) sum += w[i] * x[i];
+        return sum;
+    }
+
+    /// <summary>The scalar twin of the vector widths: 32 fused partial sums, folded in halves.</summary>
+    private static float ScalarStriped(float* w, float* x, int body)
+    {
+        Span<float> p = stackalloc float[F32Lanes];
+        for (int i = 0; i < body; i += F32Lanes)
+            for (int l = 0; l < F32Lanes; l++) p[l] = MathF.FusedMultiplyAdd(w[i + l], x[i + l], p[l]);
+        for (int width = F32Lanes / 2; width >= 1; width /= 2)
+            for (int l = 0; l < width; l++) p[l] += p[l + width];
+        return p[0];
+    }
+
+    /// <summary>8 lanes folded in halves: 8 → 4 → 2 → 1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Fold(Vector256<float> v)
+    {
+        var four = v.GetLower() + v.GetUpper();
+        float l0 = four.GetElement(0) + four.GetElement(2), l1 = four.GetElement(1) + four.GetElement(3);
+        return l0 + l1;
+    }
+
+    // ---- activation quantizers ----
+
+    /// <summary>
+    /// dllama's Q80 activation quantizer, as its AVX2 build computes it: d = amax / 127 stored as fp16, codes =
+    /// round-half-even(x · (1 / d)) with the float d (not the fp16 one).
+    /// </summary>
+    public static void QuantizeQ80(ReadOnlySpan<float> x, Span<byte> blocks)
+    {
+        for (int b = 0; b < x.Length / 32; b++)
+        {
+            var block = x.Slice(b * 32, 32);
+            float amax = 0f;
+            foreach (var v in block) amax = MathF.Max(amax, MathF.Abs(v));
+            float d = amax / 127.0f;
+            float id = d != 0f ? 1.0f / d : 0f;
+            var output = blocks.Slice(b * Q80BlockBytes, Q80BlockBytes);
+            Unsafe.WriteUnaligned(ref output[0], (Half)d);
+            for (int i = 0; i < 32; i++) output[2 + i] = (byte)(sbyte)(int)MathF.Round(block[i] * id, MidpointRounding.ToEven);
+        }
+    }
+}
