@@ -177,28 +177,7 @@ public sealed class DllamaFile : IMappableWeights
     }
 
     /// <summary>Q40: (nibble − 8) × d, element j low nibble of byte j and j + 16 its high nibble; Q80: code × d. d is the block's fp16 scale.</summary>
-    public static void Dequantize(ReadOnlySpan<byte> blocks, bool q40, Span<float> destination)
-    {
-        int blockBytes = q40 ? DllamaQuantizer.Q40BlockBytes : DllamaQuantizer.Q80BlockBytes;
-        for (int b = 0; b < destination.Length / DllamaQuantizer.BlockSize; b++)
-        {
-            var block = blocks.Slice(b * blockBytes, blockBytes);
-            float d = (float)BinaryPrimitives.ReadHalfLittleEndian(block);
-            var target = destination.Slice(b * DllamaQuantizer.BlockSize, DllamaQuantizer.BlockSize);
-            if (q40)
-            {
-                for (int j = 0; j < 16; j++)
-                {
-                    target[j] = ((block[2 + j] & 0xF) - 8) * d;
-                    target[j + 16] = ((block[2 + j] >> 4) - 8) * d;
-                }
-            }
-            else
-            {
-                for (int j = 0; j < DllamaQuantizer.BlockSize; j++) target[j] = (sbyte)block[2 + j] * d;
-            }
-        }
-    }
+    public static void Dequantize(ReadOnlySpan<byte> blocks, bool q40, Span<float> destination) => Kernels.DotKernels.DequantizeBlocks(blocks, q40, destination);
 
     public void ReadQuantizedRows(LlamaTensorRole role, int layer, long firstRow, int rows, Span<sbyte> codes, Span<float> scales) =>
         throw new NotSupportedException("A distributed-llama file is read as float32.");

@@ -56,6 +56,9 @@ public static class ErrorIds
     // Statistics and generation
     public const string FileDoesNotMatchModel = "FileDoesNotMatchModel";
     public const string NotQuantized = "NotQuantized";
+    /// <summary>Two parameters ask for opposite things (-QuantizedActivations and -FloatActivations).</summary>
+    public const string ConflictingParameters = "ConflictingParameters";
+
     public const string InvalidPrompt = "InvalidPrompt";
 
     // An I/O failure the engine did not classify; the record still names the input and the category.

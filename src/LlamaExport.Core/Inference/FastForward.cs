@@ -75,8 +75,8 @@ public sealed unsafe class FastForward
     /// <summary>The KV cache's bytes: layers × positions × kv_dim × 2 × 4.</summary>
     public long CacheBytes => 2L * _c.Layers * _positions * _c.KvDim * sizeof(float);
 
-    /// <summary>The logits after <paramref name="token"/> at <paramref name="position"/> (a buffer reused by the next call).</summary>
-    public ReadOnlySpan<float> Forward(int token, int position)
+    /// <summary>The logits after <paramref name="token"/> at <paramref name="position"/>: the engine's own buffer, which the next call overwrites (a sampler may scale it in place).</summary>
+    public Span<float> Forward(int token, int position)
     {
         if ((uint)position >= (uint)_positions) throw new ArgumentOutOfRangeException(nameof(position), $"Position {position} is past the {_positions} this engine was sized for.");
         if ((uint)token >= (uint)_c.VocabSize) throw new ArgumentOutOfRangeException(nameof(token), $"Token {token} is outside the vocabulary of {_c.VocabSize}.");
@@ -153,7 +153,7 @@ public sealed unsafe class FastForward
         bool q40 = t.Encoding == SectionEncoding.Q40Blocks;
         int blockBytes = q40 ? DotKernels.Q40BlockBytes : DotKernels.Q80BlockBytes;
         long rowBytes = n / 32 * blockBytes;
-        DistributedLlama.DllamaFile.Dequantize(new ReadOnlySpan<byte>(_model.Address(t) + row * rowBytes, (int)rowBytes), q40, destination);
+        DotKernels.DequantizeBlocks(new ReadOnlySpan<byte>(_model.Address(t) + row * rowBytes, (int)rowBytes), q40, destination);
     }
 
     private void Norm(LlamaTensorRole role, int layer, float[] output, float[] x)
@@ -242,7 +242,7 @@ public sealed unsafe class FastForward
                         Span<float> row = n <= 16384 ? stackalloc float[n] : new float[n];
                         for (int r = first; r < last; r++)
                         {
-                            DistributedLlama.DllamaFile.Dequantize(new ReadOnlySpan<byte>(weights + r * rowBytes, (int)rowBytes), q40, row);
+                            DotKernels.DequantizeBlocks(new ReadOnlySpan<byte>(weights + r * rowBytes, (int)rowBytes), q40, row);
                             float sum = 0f;
                             for (int i = 0; i < n; i++) sum += row[i] * x[i];
                             output[r] = sum;

@@ -29,7 +29,12 @@ public sealed record GenerationRequest
     public string? Prompt { get; init; }
     public int[]? PromptIds { get; init; }
     public int[]? EosIds { get; init; }
+
+    /// <summary>Asked for quantized activations explicitly (they are the default where the file's runtime quantizes them).</summary>
     public bool QuantizedActivations { get; init; }
+
+    /// <summary>Keep activations in float32 even where the file's runtime quantizes them.</summary>
+    public bool FloatActivations { get; init; }
 }
 
 /// <summary>A generation ready to run: the weights (to dispose), their settings, the tokenizer, the prompt and stop ids, and what to tell the user.</summary>
@@ -62,8 +67,18 @@ public static class GenerationJob
         try
         {
             var config = weights.Config;
-            bool quantized = r.QuantizedActivations && weights.GroupSize > 0;
-            if (r.QuantizedActivations && !quantized) warnings.Add($"'{r.ModelFile}' is not a llama2.c version 2 file; activations stay in float32, as run.c keeps them.");
+            // Activations are quantized where the file's runtime quantizes them: runq.c for a llama2.c v2 file (its
+            // groups), dllama for Q40/Q80 weights (its Q80 buffers). -FloatActivations keeps them float32.
+            var encoding = weights is IMappableWeights mappable ? mappable.Locate(Model.LlamaTensorRole.Wq, 0).Encoding : Export.SectionEncoding.Float32;
+            bool quantizable = encoding != Export.SectionEncoding.Float32;
+            if (r.QuantizedActivations && r.FloatActivations)
+                throw new LlamaExportException(ErrorIds.ConflictingParameters, FailureKind.InvalidArgument, "-QuantizedActivations and -FloatActivations ask for opposite things.", r.ModelFile,
+                    "Give one of them (quantized is the default for quantized weights).");
+            bool quantized = quantizable && !r.FloatActivations;
+            if (r.QuantizedActivations && !quantizable) warnings.Add($"'{r.ModelFile}' holds float32 weights; activations stay in float32, as run.c and dllama keep them.");
+            notes.Add(!quantized ? "Activations: float32." : encoding == Export.SectionEncoding.Q8_0
+                ? $"Activations: quantized in groups of {weights.GroupSize} as runq.c does (-FloatActivations keeps them float32)."
+                : "Activations: quantized to Q80 blocks as dllama's --buffer-float-type q80 does (-FloatActivations keeps them float32).");
 
             var tokenizer = TokenizerFor(r, config.VocabSize, notes);
             if (r.Prompt is not null && tokenizer is null)

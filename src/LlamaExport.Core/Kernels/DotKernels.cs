@@ -265,6 +265,30 @@ public static unsafe class DotKernels
         return l0 + l1;
     }
 
+    /// <summary>Q40: (nibble − 8) × d, element j the low nibble of byte j and j + 16 its high nibble; Q80: code × d. d is the block's fp16 scale.</summary>
+    public static void DequantizeBlocks(ReadOnlySpan<byte> blocks, bool q40, Span<float> destination)
+    {
+        int blockBytes = q40 ? Q40BlockBytes : Q80BlockBytes;
+        for (int b = 0; b < destination.Length / 32; b++)
+        {
+            var block = blocks.Slice(b * blockBytes, blockBytes);
+            float d = (float)System.Buffers.Binary.BinaryPrimitives.ReadHalfLittleEndian(block);
+            var target = destination.Slice(b * 32, 32);
+            if (q40)
+            {
+                for (int j = 0; j < 16; j++)
+                {
+                    target[j] = ((block[2 + j] & 0xF) - 8) * d;
+                    target[j + 16] = ((block[2 + j] >> 4) - 8) * d;
+                }
+            }
+            else
+            {
+                for (int j = 0; j < 32; j++) target[j] = (sbyte)block[2 + j] * d;
+            }
+        }
+    }
+
     // ---- activation quantizers ----
 
     /// <summary>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Management.Automation;
 using System.Text;
 using LlamaExport.Core.Errors;
@@ -58,9 +57,21 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
     [ValidateRange(1UL, ulong.MaxValue)]
     public ulong Seed { get; set; }
 
-    /// <summary>On a version 2 file, quantize activations as runq.c does (what runq.c computes).</summary>
+    /// <summary>
+    /// Quantize activations as the file's runtime does: runq.c's groups for a llama2.c v2 file, dllama's Q80 blocks for
+    /// a .m with Q40 or Q80 weights. This is the default for such files; the switch remains for scripts that name it.
+    /// </summary>
     [Parameter]
     public SwitchParameter QuantizedActivations { get; set; }
+
+    /// <summary>Keep activations in float32 on a file with quantized weights (closer to the unquantized model, unlike what runq.c or dllama compute).</summary>
+    [Parameter]
+    public SwitchParameter FloatActivations { get; set; }
+
+    /// <summary>Cores to split each matrix over; all of them by default (runq.c's OMP_NUM_THREADS, dllama's --nthreads).</summary>
+    [Parameter]
+    [ValidateRange(1, 1024)]
+    public int Threads { get; set; }
 
     /// <summary>Write the generated ids (int) instead of text.</summary>
     [Parameter]
@@ -107,6 +118,7 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
                 PromptIds = PromptIds,
                 EosIds = EosId,
                 QuantizedActivations = QuantizedActivations,
+                FloatActivations = FloatActivations,
             });
             foreach (var warning in prepared.Warnings) WriteWarning(warning);
             foreach (var note in prepared.Notes) WriteVerbose(note);
@@ -117,7 +129,7 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
             ulong seed = Seed != 0 ? Seed : (ulong)DateTimeOffset.UtcNow.ToUnixTimeSeconds();
             var options = new GenerationOptions
             {
-                Steps = Steps, Temperature = Temperature, TopP = TopP, Seed = seed, QuantizedActivations = prepared.QuantizedActivations, StopIds = stopIds,
+                Steps = Steps, Temperature = Temperature, TopP = TopP, Seed = seed, QuantizedActivations = prepared.QuantizedActivations, StopIds = stopIds, Threads = Threads,
             };
             Run(path, prepared.Weights, prepared.Tokenizer, prepared.PromptIds, options);
         }
@@ -143,10 +155,10 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
         var output = new StringBuilder();
         int? stopId = null;
         string reason = "Steps";
-        var watch = Stopwatch.StartNew();
+        var clock = new GenerationClock();
         try
         {
-            foreach (var id in TextGeneration.Generate(weights, prompt, options, s => stopId = s, PipelineStopToken))
+            foreach (var id in TextGeneration.Generate(weights, prompt, options, s => stopId = s, PipelineStopToken, clock))
             {
                 ids.Add(id);
                 if (decoder is null)
@@ -167,7 +179,7 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
             reason = "Stopped";
         }
 
-        watch.Stop();
+        WriteVerbose($"{System.IO.Path.GetFileName(path)}: prompt {clock.PromptTokens} tokens at {clock.PromptTokensPerSecond:N1} tok/s; generation {clock.GeneratedTokens} tokens at {clock.GenerationTokensPerSecond:N1} tok/s ({options.Threads switch { 0 => Environment.ProcessorCount, var t => t }} threads).");
         if (decoder is null) return;
         var tail = decoder.Flush();
         output.Append(tail);
@@ -180,7 +192,7 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
         var result = new LlamaGeneration
         {
             Path = path, Prompt = Prompt, PromptIds = prompt, Ids = ids, Text = output.ToString(), StopReason = reason, StopId = stopId,
-            TokensPerSecond = ids.Count / Math.Max(watch.Elapsed.TotalSeconds, 1e-9), Temperature = options.Temperature, TopP = options.TopP, Seed = options.Seed,
+            TokensPerSecond = clock.GenerationTokensPerSecond, PromptTokensPerSecond = clock.PromptTokensPerSecond, Temperature = options.Temperature, TopP = options.TopP, Seed = options.Seed,
         };
         if (!Stopping) WriteObject(result);
     }
