@@ -11,7 +11,8 @@
     demo   Builds, generates a small deterministic demo model, exports it and shows the result.
     bench  Builds, generates (once, outside the repository) a 1.24B-parameter BF16 model (-Size 7b: 6.7B) and
            measures every memory mode against the machine's own I/O baseline, measured in the same run;
-           with -LibTorch cpu, the TorchSharp backend too.
+           with -LibTorch cpu, the TorchSharp backend too; then generation: Invoke-LlamaModel beside runq.c, run.c
+           and dllama on the same files, and the memory bandwidth (-BenchPart export|generation runs one part).
     clean  Removes build outputs.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 demo
@@ -34,6 +35,11 @@ param(
     # bench: 1b (1.24B parameters) or 7b (6.7B, 12.6 GiB, generated once).
     [ValidateSet('1b', '7b')]
     [string] $Size = '1b',
+
+    # bench: the export benchmark, the generation benchmark (tools/bench-generation.ps1: Invoke-LlamaModel beside
+    # runq.c, run.c and dllama, and the memory bandwidth), or both (the generation part needs the export part's model).
+    [ValidateSet('all', 'export', 'generation')]
+    [string] $BenchPart = 'all',
 
     # bench: where the generated benchmark model is cached (it is large; keep it out of the repository).
     [string] $BenchCache = $(if ($env:LLAMAEXPORT_BENCH_CACHE) { $env:LLAMAEXPORT_BENCH_CACHE } else { Join-Path ([IO.Path]::GetTempPath()) 'llamaexport-bench' })
@@ -189,8 +195,15 @@ function Invoke-Bench {
     # An empty array from an if-expression arrives as $null, which -Backends' ValidateSet refuses: splat it only when set.
     $extra = @{}
     if ($LibTorch -eq 'cpu') { $extra.Backends = @('TorchSharp') }
-    & (Join-Path $Root 'tools/bench.ps1') -ModulePath (Join-Path $ModuleOut 'LlamaExport.psd1') -TestingAssembly (Get-TestingAssembly) -CacheDirectory $BenchCache -Size $Size @extra
-    if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+    if ($BenchPart -ne 'generation') {
+        & (Join-Path $Root 'tools/bench.ps1') -ModulePath (Join-Path $ModuleOut 'LlamaExport.psd1') -TestingAssembly (Get-TestingAssembly) -CacheDirectory $BenchCache -Size $Size @extra
+        if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+    }
+
+    if ($BenchPart -ne 'export') {
+        & (Join-Path $Root 'tools/bench-generation.ps1') -ModulePath (Join-Path $ModuleOut 'LlamaExport.psd1') -CacheDirectory $BenchCache
+        if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+    }
 }
 
 switch ($Task) {

@@ -12,7 +12,7 @@ namespace LlamaExport.Core.Inference;
 /// the streaming pass's (<see cref="LlamaForward"/>), so:
 /// <list type="bullet">
 /// <item>llama2.c v2 with runq.c's quantized activations gives the streaming pass's logits bit for bit;</item>
-/// <item>float32 weights use a 32-way striped dot (<see cref="DotKernels.DotF32"/>), so their logits differ from the
+/// <item>float32 weights use a 32-way striped dot (<c>DotF32</c>), so their logits differ from the
 /// streaming pass's sequential sum in the last bits (as run.c built with -Ofast differs from run.c built with -O0);</item>
 /// <item>distributed-llama's Q40 weights run against Q80 activations as dllama quantizes them (its
 /// --buffer-float-type q80), Q80 weights likewise; float activations dequantize the blocks instead.</item>
@@ -182,6 +182,7 @@ public sealed unsafe class FastForward
     {
         var t = _model.Weights.Locate(role, layer);
         int rows = output.Length, n = input.Length;
+        // A few bands of rows per core, so a core that finishes early takes another.
         int parts = rows < 64 ? 1 : Math.Min(rows / 16, _threads * 4);
         if (parts <= 1)
         {

@@ -17,13 +17,13 @@ public enum SimdLevel
 /// The generation engine's inner products, each at every vector width with a scalar reference beside it that computes
 /// the same value bit for bit (tests hold every width to it):
 /// <list type="bullet">
-/// <item><see cref="DotInt8"/>: an exact int32 dot of int8 codes (any order gives the same integer), widened to
+/// <item><c>DotInt8</c>: an exact int32 dot of int8 codes (any order gives the same integer), widened to
 /// int16 and multiplied in pairs (pmaddwd), so −128 codes are exact too.</item>
-/// <item><see cref="DotQ8Groups"/>: runq.c's matmul row: per group the exact integer dot, then
+/// <item><c>DotQ8Groups</c>: runq.c's matmul row: per group the exact integer dot, then
 /// <c>sum += (float)i * ws[g] * xs[g]</c> group after group, as runq.c and the streaming pass add them.</item>
-/// <item><see cref="DotQ40Q80"/>: dllama's Q4_0 × Q8_0 row (its AVX2/AVX-512 order): per 32-value block the exact
+/// <item><c>DotQ40Q80</c>: dllama's Q4_0 × Q8_0 row (its AVX2/AVX-512 order): per 32-value block the exact
 /// integer dot of (nibble − 8) × code, then <c>sum += (float)i * (dw * dx)</c>.</item>
-/// <item><see cref="DotF32"/>: float32, striped over 32 partial sums (element i into sum i mod 32, each by a fused
+/// <item><c>DotF32</c>: float32, striped over 32 partial sums (element i into sum i mod 32, each by a fused
 /// multiply-add), folded in halves (32 → 16 → … → 1), then the tail added in order. The scalar twin stripes the same
 /// way, so a 128-, 256- or 512-bit run gives its bits exactly.</item>
 /// </list>
@@ -31,6 +31,19 @@ public enum SimdLevel
 public static unsafe class DotKernels
 {
     public const int F32Lanes = 32;
+
+    /// <summary>Every fp16 value as float32 (256 KiB), so a block's scale costs one load (what dllama's CONVERT_F16_TO_F32 table does).</summary>
+    private static readonly float[] HalfTable = BuildHalfTable();
+
+    private static float[] BuildHalfTable()
+    {
+        var table = GC.AllocateUninitializedArray<float>(65536, pinned: true);
+        for (int i = 0; i < table.Length; i++) table[i] = (float)BitConverter.UInt16BitsToHalf((ushort)i);
+        return table;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float HalfToSingle(byte* p) => HalfTable[*(ushort*)p];
 
     /// <summary>The widest level this machine accelerates (as the JIT sees it).</summary>
     public static SimdLevel Best { get; } =
@@ -109,6 +122,35 @@ public static unsafe class DotKernels
     {
         float sum = 0f;
         int groups = n / groupSize;
+        // The common group sizes (multiples of 32) inline the integer dot, so a group costs no call and no width test.
+        if (level == SimdLevel.Vector512 && groupSize % 32 == 0)
+        {
+            for (int g = 0; g < groups; g++)
+            {
+                sbyte* a = w + g * groupSize, b = x + g * groupSize;
+                var acc = Avx512BW.MultiplyAddAdjacent(Avx512BW.ConvertToVector512Int16(Vector256.Load(a)), Avx512BW.ConvertToVector512Int16(Vector256.Load(b)));
+                for (int k = 32; k < groupSize; k += 32)
+                    acc += Avx512BW.MultiplyAddAdjacent(Avx512BW.ConvertToVector512Int16(Vector256.Load(a + k)), Avx512BW.ConvertToVector512Int16(Vector256.Load(b + k)));
+                sum += (float)Vector512.Sum(acc) * ws[g] * xs[g];
+            }
+
+            return sum;
+        }
+
+        if (level == SimdLevel.Vector256 && groupSize % 16 == 0)
+        {
+            for (int g = 0; g < groups; g++)
+            {
+                sbyte* a = w + g * groupSize, b = x + g * groupSize;
+                var acc = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(Vector128.Load(a)), Avx2.ConvertToVector256Int16(Vector128.Load(b)));
+                for (int k = 16; k < groupSize; k += 16)
+                    acc += Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(Vector128.Load(a + k)), Avx2.ConvertToVector256Int16(Vector128.Load(b + k)));
+                sum += (float)Vector256.Sum(acc) * ws[g] * xs[g];
+            }
+
+            return sum;
+        }
+
         for (int g = 0; g < groups; g++)
         {
             int integer = DotInt8(w + g * groupSize, x + g * groupSize, groupSize, level);
@@ -147,7 +189,7 @@ public static unsafe class DotKernels
         float sum = 0f;
         for (int j = 0; j < blocks; j++, w += Q40BlockBytes, x += Q80BlockBytes)
         {
-            float s = (float)*(Half*)w * (float)*(Half*)x;
+            float s = HalfToSingle(w) * HalfToSingle(x);
             int integer;
             if (level >= SimdLevel.Vector256)
             {
@@ -183,7 +225,7 @@ public static unsafe class DotKernels
         float sum = 0f;
         for (int j = 0; j < blocks; j++, w += Q80BlockBytes, x += Q80BlockBytes)
         {
-            float s = (float)*(Half*)w * (float)*(Half*)x;
+            float s = HalfToSingle(w) * HalfToSingle(x);
             sum += (float)DotInt8((sbyte*)(w + 2), (sbyte*)(x + 2), 32, level) * s;
         }
 
