@@ -201,7 +201,7 @@ function Invoke-Bench {
     }
 
     if ($BenchPart -ne 'export') {
-        & (Join-Path $Root 'tools/bench-generation.ps1') -ModulePath (Join-Path $ModuleOut 'LlamaExport.psd1') -CacheDirectory $BenchCache
+        & (Join-Path $Root 'tools/bench-generation.ps1') -ModulePath (Join-Path $ModuleOut 'LlamaExport.psd1') -TestingAssembly (Get-TestingAssembly) -CacheDirectory $BenchCache
         if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
     }
 }

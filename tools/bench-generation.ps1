@@ -17,12 +17,15 @@
 param(
     [Parameter(Mandatory)] [string] $ModulePath,
     [Parameter(Mandatory)] [string] $CacheDirectory,
+    # LlamaExport.Testing.dll: the kernels' in-cache throughput (the profile that tells compute from memory).
+    [Parameter(Mandatory)] [string] $TestingAssembly,
     [int] $Steps = 64,
     [int[]] $Threads = @(1, [Environment]::ProcessorCount)
 )
 
 $ErrorActionPreference = 'Stop'
 Import-Module $ModulePath -Force
+Add-Type -Path $TestingAssembly
 $root = Split-Path $PSScriptRoot -Parent
 $model = Join-Path $CacheDirectory 'llama-1.24b-bf16'
 if (-not (Test-Path (Join-Path $model '.complete'))) { throw "The benchmark model is not in '$model' yet: run 'build.ps1 bench' (the export part generates it)." }
@@ -124,4 +127,12 @@ $cpu = (Get-Content /proc/cpuinfo -ErrorAction Ignore | Select-String '^model na
 Write-Host ("Generation: {0} greedy steps from BOS on the 1.24B model; {1} cores, {2}; SIMD {3}; read bandwidth {4}" -f $Steps, [Environment]::ProcessorCount, $cpu,
     [LlamaExport.Core.Kernels.DotKernels]::Best, (($bandwidth.GetEnumerator() | Sort-Object Key | ForEach-Object { "$($_.Value) GB/s on $($_.Key) thread(s)" }) -join ', '))
 $rows | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
+# The profile: each kernel's speed on one thread with its weights in the core's cache. A runner whose GB/s from RAM
+# comes close to its kernel's figure is bound by the kernel's arithmetic, not by memory.
+$kernels = foreach ($kind in 'Q8Groups', 'Q40', 'F32') {
+    $gbps = [LlamaExport.Testing.KernelThroughput]::WeightGBps($kind, 2048, 64, 64, 1.0)
+    [pscustomobject]@{ Kernel = $kind; 'InCache(GB/s)' = [Math]::Round($gbps, 1); 'Bandwidth1T(GB/s)' = $bandwidth[1]; 'Bound' = $(if ($gbps -lt $bandwidth[1]) { 'kernel' } else { 'memory' }) }
+}
+Write-Host 'Kernels on 1 thread, weights in cache (2048 columns, 64 rows, group size 64):'
+$kernels | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
 Write-Host 'GB/token is the file size (every weight is read once per token; the embedding table, read one row at a time, is counted too, so the limits are slightly low). OfBandwidth: tok/s × GB/token against the bandwidth at the same thread count.'
