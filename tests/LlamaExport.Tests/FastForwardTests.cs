@@ -47,9 +47,9 @@ public unsafe class FastForwardTests
         var random = new Random(11);
         foreach (int gs in new[] { 4, 8, 16, 32, 48, 64, 128, 256 })
         {
-            for (int trial = 0; trial < 20; trial++)
+            for (int trial = 0; trial < 40; trial++)
             {
-                int n = gs * random.Next(1, 40);
+                int n = gs * (trial < 20 ? trial + 1 : random.Next(1, 80));
                 var w = Codes(random, n);
                 var x = Codes(random, n);
                 var ws = Enumerable.Range(0, n / gs).Select(_ => (float)random.NextDouble() * 0.02f).ToArray();

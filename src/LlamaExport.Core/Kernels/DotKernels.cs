@@ -125,32 +125,7 @@ public static unsafe class DotKernels
         // The common group sizes (multiples of 32) inline the integer dot, so a group costs no call and no width test.
         if (level == SimdLevel.Vector512 && groupSize % 32 == 0)
         {
-            // Sixteen groups at a time: their integer dots reduced together (a transposing add tree: ints, so any
-            // order is exact), then ((float)i · ws) · xs for all sixteen in one vector product (the same roundings as
-            // one at a time), then added to the sum one by one, in order, as runq.c adds them.
-            int g = 0;
-            if (groups >= 16)
-            {
-                Vector512<int>* v = stackalloc Vector512<int>[16];
-                float* products = stackalloc float[16];
-                for (; g + 16 <= groups; g += 16)
-                {
-                    for (int k = 0; k < 16; k++)
-                    {
-                        sbyte* a = w + (g + k) * groupSize, b = x + (g + k) * groupSize;
-                        var acc = Avx512BW.MultiplyAddAdjacent(Avx512BW.ConvertToVector512Int16(Vector256.Load(a)), Avx512BW.ConvertToVector512Int16(Vector256.Load(b)));
-                        for (int j = 32; j < groupSize; j += 32)
-                            acc += Avx512BW.MultiplyAddAdjacent(Avx512BW.ConvertToVector512Int16(Vector256.Load(a + j)), Avx512BW.ConvertToVector512Int16(Vector256.Load(b + j)));
-                        v[k] = acc;
-                    }
-
-                    var p = Vector512.ConvertToSingle(Sum16(v)) * Vector512.Load(ws + g) * Vector512.Load(xs + g);
-                    p.Store(products);
-                    for (int k = 0; k < 16; k++) sum += products[k];
-                }
-            }
-
-            for (; g < groups; g++)
+            for (int g = 0; g < groups; g++)
             {
                 sbyte* a = w + g * groupSize, b = x + g * groupSize;
                 var acc = Avx512BW.MultiplyAddAdjacent(Avx512BW.ConvertToVector512Int16(Vector256.Load(a)), Avx512BW.ConvertToVector512Int16(Vector256.Load(b)));
@@ -183,28 +158,6 @@ public static unsafe class DotKernels
         }
 
         return sum;
-    }
-
-    /// <summary>Lane k of the result is the sum of <paramref name="v"/>[k]'s sixteen lanes.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<int> Sum16(Vector512<int>* v)
-    {
-        // Pairs interleaved within each 128-bit lane, then quads, then the four 128-bit lanes folded.
-        var t0 = Avx512F.UnpackLow(v[0], v[1]) + Avx512F.UnpackHigh(v[0], v[1]);
-        var t1 = Avx512F.UnpackLow(v[2], v[3]) + Avx512F.UnpackHigh(v[2], v[3]);
-        var t2 = Avx512F.UnpackLow(v[4], v[5]) + Avx512F.UnpackHigh(v[4], v[5]);
-        var t3 = Avx512F.UnpackLow(v[6], v[7]) + Avx512F.UnpackHigh(v[6], v[7]);
-        var t4 = Avx512F.UnpackLow(v[8], v[9]) + Avx512F.UnpackHigh(v[8], v[9]);
-        var t5 = Avx512F.UnpackLow(v[10], v[11]) + Avx512F.UnpackHigh(v[10], v[11]);
-        var t6 = Avx512F.UnpackLow(v[12], v[13]) + Avx512F.UnpackHigh(v[12], v[13]);
-        var t7 = Avx512F.UnpackLow(v[14], v[15]) + Avx512F.UnpackHigh(v[14], v[15]);
-        var u0 = Avx512F.UnpackLow(t0.AsInt64(), t1.AsInt64()).AsInt32() + Avx512F.UnpackHigh(t0.AsInt64(), t1.AsInt64()).AsInt32();
-        var u1 = Avx512F.UnpackLow(t2.AsInt64(), t3.AsInt64()).AsInt32() + Avx512F.UnpackHigh(t2.AsInt64(), t3.AsInt64()).AsInt32();
-        var u2 = Avx512F.UnpackLow(t4.AsInt64(), t5.AsInt64()).AsInt32() + Avx512F.UnpackHigh(t4.AsInt64(), t5.AsInt64()).AsInt32();
-        var u3 = Avx512F.UnpackLow(t6.AsInt64(), t7.AsInt64()).AsInt32() + Avx512F.UnpackHigh(t6.AsInt64(), t7.AsInt64()).AsInt32();
-        var r0 = Avx512F.Shuffle4x128(u0, u1, 0x88) + Avx512F.Shuffle4x128(u0, u1, 0xDD);
-        var r1 = Avx512F.Shuffle4x128(u2, u3, 0x88) + Avx512F.Shuffle4x128(u2, u3, 0xDD);
-        return Avx512F.Shuffle4x128(r0, r1, 0x88) + Avx512F.Shuffle4x128(r0, r1, 0xDD);
     }
 
     /// <summary>
