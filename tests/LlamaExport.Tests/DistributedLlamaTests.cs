@@ -713,7 +713,7 @@ public sealed class DistributedLlamaProgramTests : IClassFixture<DistributedLlam
         using (var weights = DllamaFile.Open(model))
         using (var mapped = new Core.Inference.MappedModel(weights))
         {
-            var engine = new Core.Inference.FastForward(mapped, 64, quantizedActivations: true);
+            using var engine = new Core.Inference.FastForward(mapped, 64, quantizedActivations: true);
             int token = 256;
             for (int position = 0; position < one.Count; position++)
             {

@@ -183,7 +183,7 @@ public unsafe class FastForwardTests
     {
         using var weights = new FileForwardWeights(Llama2cFile.Open(TestPaths.Stories("golden", file)));
         using var model = new MappedModel(weights);
-        var engine = new FastForward(model, 64, quantizedActivations: true);
+        using var engine = new FastForward(model, 64, quantizedActivations: true);
         var ids = Greedy(engine, 1, 64);
         // runq.c stops at BOS (1), which ends a story: its golden is the ids before that.
         var expectedIds = Golden(golden);
@@ -191,7 +191,7 @@ public unsafe class FastForwardTests
         Assert.True(expectedIds.Length == 64 || ids[expectedIds.Length] == 1);
 
         var streaming = new LlamaForward(weights, 64, quantizedActivations: true);
-        var fresh = new FastForward(model, 64, quantizedActivations: true);
+        using var fresh = new FastForward(model, 64, quantizedActivations: true);
         int token = 1;
         for (int position = 0; position < 64; position++)
         {
@@ -207,7 +207,7 @@ public unsafe class FastForwardTests
     {
         using var weights = new FileForwardWeights(Llama2cFile.Open(TestPaths.Stories("golden", "v2-gs64.bin")));
         using var model = new MappedModel(weights);
-        var engine = new FastForward(model, 32, quantizedActivations: false);
+        using var engine = new FastForward(model, 32, quantizedActivations: false);
         var streaming = new LlamaForward(weights, 32, quantizedActivations: false);
         int token = 1;
         for (int position = 0; position < 32; position++)
@@ -225,7 +225,8 @@ public unsafe class FastForwardTests
     {
         using var weights = new FileForwardWeights(Llama2cFile.Open(TestPaths.Stories("stories260K-v0-original.bin")));
         using var model = new MappedModel(weights);
-        Assert.Equal(Golden("run-c-v0-original"), Greedy(new FastForward(model, 64, quantizedActivations: false), 1, 64));
+        using var engine = new FastForward(model, 64, quantizedActivations: false);
+        Assert.Equal(Golden("run-c-v0-original"), Greedy(engine, 1, 64));
     }
 
     [Fact]
@@ -238,11 +239,13 @@ public unsafe class FastForwardTests
         var v1 = TinyGguf.Export(Llama3ModelTests.Tiny(), temp["tiny_v1.bin"], 1).OutputPath;
         using (var weights = new FileForwardWeights(Llama2cFile.Open(v1)))
         using (var model = new MappedModel(weights))
-            Assert.Equal(golden, Greedy(new FastForward(model, 64, false), 256, 64));
+        using (var engine = new FastForward(model, 64, false))
+            Assert.Equal(golden, Greedy(engine, 256, 64));
         var m = DistributedLlamaExportTests.Export(Llama3ModelTests.Tiny(), DllamaWeightType.F32, temp["tiny.m"]);
         using (var weights = DllamaFile.Open(m))
         using (var model = new MappedModel(weights))
-            Assert.Equal(golden, Greedy(new FastForward(model, 64, false), 256, 64));
+        using (var engine = new FastForward(model, 64, false))
+            Assert.Equal(golden, Greedy(engine, 256, 64));
     }
 
     [Fact]

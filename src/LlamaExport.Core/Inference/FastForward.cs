@@ -18,7 +18,7 @@ namespace LlamaExport.Core.Inference;
 /// --buffer-float-type q80), Q80 weights likewise; float activations dequantize the blocks instead.</item>
 /// </list>
 /// </summary>
-public sealed unsafe class FastForward
+public sealed unsafe class FastForward : IDisposable
 {
     private readonly MappedModel _model;
     private readonly LlamaModelConfig _c;
@@ -35,6 +35,13 @@ public sealed unsafe class FastForward
     private readonly sbyte[] _codes;
     private readonly float[] _codeScales;
     private readonly byte[] _blocks;
+    private readonly WorkerPool _pool;
+
+    // The matrix product or attention now being split over the pool (fields, so the parts need no closure per call).
+    private readonly Action<int> _rowsPart, _attendPart;
+    private MappedTensor _tensor;
+    private float[] _input = [], _output = [];
+    private int _parts, _layer, _position;
 
     /// <param name="positions">Positions to hold in the KV cache (the steps run, at most seq_len).</param>
     /// <param name="quantizedActivations">Quantize activations as the file's runtime does (runq.c's groups for llama2.c v2; dllama's Q80 blocks for .m Q40/Q80).</param>
@@ -68,7 +75,13 @@ public sealed unsafe class FastForward
         _codes = new sbyte[widest];
         _codeScales = new float[_groupSize > 0 ? widest / _groupSize : 1];
         _blocks = new byte[widest / 32 * DotKernels.Q80BlockBytes + DotKernels.Q80BlockBytes];
+        _rowsPart = RowsPart;
+        _attendPart = h => Attend(_layer, _position, h);
+        _pool = new WorkerPool(_threads);
     }
+
+    /// <summary>Stops the engine's threads.</summary>
+    public void Dispose() => _pool.Dispose();
 
     public int Positions => _positions;
 
@@ -181,7 +194,7 @@ public sealed unsafe class FastForward
     private void MatMul(LlamaTensorRole role, int layer, float[] input, float[] output)
     {
         var t = _model.Weights.Locate(role, layer);
-        int rows = output.Length, n = input.Length;
+        int rows = output.Length;
         // A few bands of rows per core, so a core that finishes early takes another.
         int parts = rows < 64 ? 1 : Math.Min(rows / 16, _threads * 4);
         if (parts <= 1)
@@ -190,11 +203,14 @@ public sealed unsafe class FastForward
             return;
         }
 
-        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = _threads }, part =>
-        {
-            int first = (int)((long)rows * part / parts), last = (int)((long)rows * (part + 1) / parts);
-            Rows(t, input, output, first, last);
-        });
+        (_tensor, _input, _output, _parts) = (t, input, output, parts);
+        _pool.Run(parts, _rowsPart);
+    }
+
+    private void RowsPart(int part)
+    {
+        int rows = _output.Length;
+        Rows(_tensor, _input, _output, (int)((long)rows * part / _parts), (int)((long)rows * (part + 1) / _parts));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -280,7 +296,10 @@ public sealed unsafe class FastForward
         if (heads * (position + 1) * _c.HeadSize < 1 << 15)
             for (int h = 0; h < heads; h++) Attend(layer, position, h);
         else
-            Parallel.For(0, heads, new ParallelOptions { MaxDegreeOfParallelism = _threads }, h => Attend(layer, position, h));
+        {
+            (_layer, _position) = (layer, position);
+            _pool.Run(heads, _attendPart);
+        }
     }
 
     /// <summary>The streaming pass's attention for one head: scores, softmax, weighted values, in its order.</summary>

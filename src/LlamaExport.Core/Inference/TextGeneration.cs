@@ -101,7 +101,7 @@ public static class TextGeneration
         GenerationClock clock, CancellationToken cancellationToken)
     {
         using var model = new MappedModel(weights);
-        var engine = new FastForward(model, positions, options.QuantizedActivations, options.Threads);
+        using var engine = new FastForward(model, positions, options.QuantizedActivations, options.Threads);
         var sampler = new Sampler(options.Temperature, options.TopP, options.Seed);
         clock.Start();
         int next = 0;
