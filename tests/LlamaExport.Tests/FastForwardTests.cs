@@ -249,6 +249,24 @@ public unsafe class FastForwardTests
     }
 
     [Fact]
+    public void A_token_allocates_nothing_and_neither_does_sampling()
+    {
+        // On one thread every part runs on this thread, so this thread's allocation counter sees all of it.
+        using var weights = new FileForwardWeights(Llama2cFile.Open(TestPaths.Stories("golden", "v2-gs64.bin")));
+        using var model = new MappedModel(weights);
+        using var engine = new FastForward(model, 64, quantizedActivations: true, threads: 1);
+        var sampler = new Sampler(0.8f, 0.9f, 42);
+        int token = sampler.Sample(engine.Forward(1, 0));
+        token = sampler.Sample(engine.Forward(token, 1));
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int position = 2; position < 40; position++) token = sampler.Sample(engine.Forward(token, position));
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        // The KV cache is sized to the 64 positions asked for, not to the file's seq_len (512): 5 layers × 64 × kv_dim 32, keys and values.
+        Assert.Equal((5, 32, 512), (model.Config.Layers, model.Config.KvDim, model.Config.MaxSeqLen));
+        Assert.Equal(2L * 5 * 64 * 32 * sizeof(float), engine.CacheBytes);
+    }
+
+    [Fact]
     public void A_truncated_file_is_refused_before_it_is_mapped()
     {
         using var temp = new TempFolder();

@@ -36,6 +36,7 @@ public sealed unsafe class FastForward : IDisposable
     private readonly float[] _codeScales;
     private readonly byte[] _blocks;
     private readonly WorkerPool _pool;
+    private readonly MappedTensor[][] _tensors;
 
     // The matrix product or attention now being split over the pool (fields, so the parts need no closure per call).
     private readonly Action<int> _rowsPart, _attendPart;
@@ -52,7 +53,10 @@ public sealed unsafe class FastForward : IDisposable
         _c = model.Config;
         _positions = Math.Min(positions, _c.MaxSeqLen);
         _threads = threads > 0 ? threads : Environment.ProcessorCount;
-        var weight = model.Weights.Locate(LlamaTensorRole.Wq, 0);
+        // Every tensor located once: a token looks nothing up (and allocates nothing).
+        _tensors = [.. Enum.GetValues<LlamaTensorRole>().Select(role => Enumerable.Range(0, role is LlamaTensorRole.TokEmbeddings or LlamaTensorRole.Norm or LlamaTensorRole.Output ? 1 : _c.Layers)
+            .Select(layer => model.Weights.Locate(role, layer)).ToArray())];
+        var weight = _tensors[(int)LlamaTensorRole.Wq][0];
         _groupSize = weight.Encoding == SectionEncoding.Q8_0 ? weight.GroupSize : 0;
         _quantized = quantizedActivations && weight.Encoding != SectionEncoding.Float32;
         _inverseFrequencies = RopeFrequencies.Inverse(_c.HeadSize, _c.RopeTheta, _c.RopeScaling);
@@ -136,7 +140,7 @@ public sealed unsafe class FastForward : IDisposable
     /// <summary>The token's embedding as float32: llama2.c's Q8_0 table dequantized as runq.c does (code × scale), dllama's F32 row.</summary>
     private void EmbeddingRow(int token, float[] destination)
     {
-        var t = _model.Weights.Locate(LlamaTensorRole.TokEmbeddings, 0);
+        var t = _tensors[(int)LlamaTensorRole.TokEmbeddings][0];
         int n = (int)t.Columns;
         byte* row = _model.Address(t);
         switch (t.Encoding)
@@ -171,7 +175,7 @@ public sealed unsafe class FastForward : IDisposable
 
     private void Norm(LlamaTensorRole role, int layer, float[] output, float[] x)
     {
-        var t = _model.Weights.Locate(role, layer);
+        var t = _tensors[(int)role][layer];
         var weight = new ReadOnlySpan<float>((float*)_model.Address(t), (int)t.Columns * (int)t.Rows);
         float ss = 0f;
         for (int j = 0; j < x.Length; j++) ss += x[j] * x[j];
@@ -193,7 +197,7 @@ public sealed unsafe class FastForward : IDisposable
 
     private void MatMul(LlamaTensorRole role, int layer, float[] input, float[] output)
     {
-        var t = _model.Weights.Locate(role, layer);
+        var t = _tensors[(int)role][layer];
         int rows = output.Length;
         // A few bands of rows per core, so a core that finishes early takes another.
         int parts = rows < 64 ? 1 : Math.Min(rows / 16, _threads * 4);
@@ -256,7 +260,8 @@ public sealed unsafe class FastForward : IDisposable
                     }
                     else
                     {
-                        Span<float> row = n <= 16384 ? stackalloc float[n] : new float[n];
+                        var rented = n <= 16384 ? null : System.Buffers.ArrayPool<float>.Shared.Rent(n);
+                        Span<float> row = rented is null ? stackalloc float[n] : rented.AsSpan(0, n);
                         for (int r = first; r < last; r++)
                         {
                             DotKernels.DequantizeBlocks(new ReadOnlySpan<byte>(weights + r * rowBytes, (int)rowBytes), q40, row);
@@ -264,6 +269,8 @@ public sealed unsafe class FastForward : IDisposable
                             for (int i = 0; i < n; i++) sum += row[i] * x[i];
                             output[r] = sum;
                         }
+
+                        if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented);
                     }
 
                     break;

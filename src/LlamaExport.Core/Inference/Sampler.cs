@@ -11,6 +11,8 @@ public sealed class Sampler
     private readonly float _topP;
     private ulong _state;
 
+    private (float Prob, int Index)[] _candidates = [];
+
     public Sampler(float temperature, float topP, ulong seed)
     {
         if (!(temperature >= 0) || !float.IsFinite(temperature)) throw new ArgumentOutOfRangeException(nameof(temperature), "The temperature must be 0 or more.");
@@ -55,12 +57,15 @@ public sealed class Sampler
         // Candidates below (1 - top_p) / (n - 1) cannot be in the nucleus; sort the rest by probability, descending,
         // as qsort does with runq.c's compare (ties keep no particular order there; here, the lower id first).
         float cutoff = (1.0f - _topP) / (p.Length - 1);
-        var candidates = new List<(float Prob, int Index)>();
-        for (int i = 0; i < p.Length; i++) if (p[i] >= cutoff) candidates.Add((p[i], i));
-        candidates.Sort((a, b) => a.Prob != b.Prob ? b.Prob.CompareTo(a.Prob) : a.Index.CompareTo(b.Index));
+        // One buffer for the sampler's life, so sampling allocates nothing per token.
+        if (_candidates.Length < p.Length) _candidates = new (float Prob, int Index)[p.Length];
+        int count = 0;
+        for (int i = 0; i < p.Length; i++) if (p[i] >= cutoff) _candidates[count++] = (p[i], i);
+        var candidates = _candidates.AsSpan(0, count);
+        candidates.Sort(static (a, b) => a.Prob != b.Prob ? b.Prob.CompareTo(a.Prob) : a.Index.CompareTo(b.Index));
         float cumulative = 0f;
-        int last = candidates.Count - 1;
-        for (int i = 0; i < candidates.Count; i++)
+        int last = candidates.Length - 1;
+        for (int i = 0; i < candidates.Length; i++)
         {
             cumulative += candidates[i].Prob;
             if (cumulative > _topP)
