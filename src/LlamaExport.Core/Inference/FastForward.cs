@@ -176,13 +176,7 @@ public sealed unsafe class FastForward : IDisposable
     private void Norm(LlamaTensorRole role, int layer, float[] output, float[] x)
     {
         var t = _tensors[(int)role][layer];
-        var weight = new ReadOnlySpan<float>((float*)_model.Address(t), (int)t.Columns * (int)t.Rows);
-        float ss = 0f;
-        for (int j = 0; j < x.Length; j++) ss += x[j] * x[j];
-        ss /= x.Length;
-        ss += _eps;
-        ss = 1.0f / MathF.Sqrt(ss);
-        for (int j = 0; j < x.Length; j++) output[j] = weight[j] * (ss * x[j]);
+        LlamaForward.RmsNorm(output, x, new ReadOnlySpan<float>((float*)_model.Address(t), x.Length), _eps);
     }
 
     /// <summary>Quantizes the next matrix product's input once, as the runtimes do (runq.c per group, dllama per 32 values).</summary>
@@ -285,16 +279,9 @@ public sealed unsafe class FastForward : IDisposable
         {
             float angle = position * _inverseFrequencies[(i % headSize) / 2];
             float cos = MathF.Cos(angle), sin = MathF.Sin(angle);
-            Rotate(_q, i, cos, sin);
-            if (i < _k.Length) Rotate(_k, i, cos, sin);
+            LlamaForward.Rotate(_q, i, cos, sin);
+            if (i < _k.Length) LlamaForward.Rotate(_k, i, cos, sin);
         }
-    }
-
-    private static void Rotate(float[] vector, int i, float cos, float sin)
-    {
-        float v0 = vector[i], v1 = vector[i + 1];
-        vector[i] = v0 * cos - v1 * sin;
-        vector[i + 1] = v0 * sin + v1 * cos;
     }
 
     private void Attention(int layer, int position)
@@ -309,31 +296,11 @@ public sealed unsafe class FastForward : IDisposable
         }
     }
 
-    /// <summary>The streaming pass's attention for one head: scores, softmax, weighted values, in its order.</summary>
+    /// <summary>The streaming pass's attention for one head, the same code.</summary>
     private void Attend(int layer, int position, int head)
     {
-        int headSize = _c.HeadSize, kvDim = _c.KvDim, kvHead = head / (_c.Heads / _c.KvHeads);
-        var query = _q.AsSpan(head * headSize, headSize);
-        var scores = _scores[head].AsSpan(0, position + 1);
-        float scale = MathF.Sqrt(headSize);
-        var keys = _keys[layer];
-        for (int p = 0; p <= position; p++)
-        {
-            var key = keys.AsSpan(p * kvDim + kvHead * headSize, headSize);
-            float score = 0f;
-            for (int i = 0; i < headSize; i++) score += query[i] * key[i];
-            scores[p] = score / scale;
-        }
-
-        LlamaForward.Softmax(scores);
-        var result = _attention.AsSpan(head * headSize, headSize);
-        result.Clear();
-        var values = _values[layer];
-        for (int p = 0; p <= position; p++)
-        {
-            var value = values.AsSpan(p * kvDim + kvHead * headSize, headSize);
-            float a = scores[p];
-            for (int i = 0; i < headSize; i++) result[i] += a * value[i];
-        }
+        int headSize = _c.HeadSize;
+        LlamaForward.AttendHead(_q.AsSpan(head * headSize, headSize), _keys[layer], _values[layer], position, _c.KvDim, head / (_c.Heads / _c.KvHeads),
+            _scores[head], _attention.AsSpan(head * headSize, headSize));
     }
 }

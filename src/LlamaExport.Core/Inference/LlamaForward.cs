@@ -125,24 +125,30 @@ public sealed class LlamaForward
 
     private void Attend(int layer, int t, int position, int head, float[] q, float[] output)
     {
-        int headSize = _c.HeadSize, kvDim = _c.KvDim, kvHead = head / (_c.Heads / _c.KvHeads);
-        var query = q.AsSpan(t * _c.Dim + head * headSize, headSize);
-        var scores = new float[position + 1];
+        int headSize = _c.HeadSize;
+        AttendHead(q.AsSpan(t * _c.Dim + head * headSize, headSize), _keys[layer], _values[layer], position, _c.KvDim, head / (_c.Heads / _c.KvHeads),
+            new float[position + 1], output.AsSpan(t * _c.Dim + head * headSize, headSize));
+    }
+
+    /// <summary>run.c's attention for one head at <paramref name="position"/>: scores over the cached keys, softmax, the weighted values (also the generation engine's).</summary>
+    internal static void AttendHead(ReadOnlySpan<float> query, float[] keys, float[] values, int position, int kvDim, int kvHead, Span<float> scores, Span<float> result)
+    {
+        int headSize = query.Length;
+        scores = scores[..(position + 1)];
         float scale = MathF.Sqrt(headSize);
         for (int p = 0; p <= position; p++)
         {
-            var key = _keys[layer].AsSpan(p * kvDim + kvHead * headSize, headSize);
+            var key = keys.AsSpan(p * kvDim + kvHead * headSize, headSize);
             float score = 0f;
             for (int i = 0; i < headSize; i++) score += query[i] * key[i];
             scores[p] = score / scale;
         }
 
         Softmax(scores);
-        var result = output.AsSpan(t * _c.Dim + head * headSize, headSize);
         result.Clear();
         for (int p = 0; p <= position; p++)
         {
-            var value = _values[layer].AsSpan(p * kvDim + kvHead * headSize, headSize);
+            var value = values.AsSpan(p * kvDim + kvHead * headSize, headSize);
             float a = scores[p];
             for (int i = 0; i < headSize; i++) result[i] += a * value[i];
         }
@@ -224,12 +230,15 @@ public sealed class LlamaForward
         }
     }
 
-    private void RmsNorm(Span<float> output, ReadOnlySpan<float> x, ReadOnlySpan<float> weight)
+    private void RmsNorm(Span<float> output, ReadOnlySpan<float> x, ReadOnlySpan<float> weight) => RmsNorm(output, x, weight, _eps);
+
+    /// <summary>run.c's rmsnorm (also the generation engine's, so the two agree bit for bit).</summary>
+    internal static void RmsNorm(Span<float> output, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float eps)
     {
         float ss = 0f;
         for (int j = 0; j < x.Length; j++) ss += x[j] * x[j];
         ss /= x.Length;
-        ss += _eps;
+        ss += eps;
         ss = 1.0f / MathF.Sqrt(ss);
         for (int j = 0; j < x.Length; j++) output[j] = weight[j] * (ss * x[j]);
     }
@@ -247,7 +256,7 @@ public sealed class LlamaForward
         }
     }
 
-    private static void Rotate(Span<float> vector, int i, float cos, float sin)
+    internal static void Rotate(Span<float> vector, int i, float cos, float sin)
     {
         float v0 = vector[i], v1 = vector[i + 1];
         vector[i] = v0 * cos - v1 * sin;
