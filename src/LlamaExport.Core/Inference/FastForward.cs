@@ -43,6 +43,8 @@ public sealed unsafe class FastForward : IDisposable
     private MappedTensor _tensor;
     private float[] _input = [], _output = [];
     private int _parts, _layer, _position;
+    private readonly float[] _cos, _sin;
+    private int _ropePosition = -1;
 
     /// <param name="positions">Positions to hold in the KV cache (the steps run, at most seq_len).</param>
     /// <param name="quantizedActivations">Quantize activations as the file's runtime does (runq.c's groups for llama2.c v2; dllama's Q80 blocks for .m Q40/Q80).</param>
@@ -79,6 +81,8 @@ public sealed unsafe class FastForward : IDisposable
         _codes = new sbyte[widest];
         _codeScales = new float[_groupSize > 0 ? widest / _groupSize : 1];
         _blocks = new byte[widest / 32 * DotKernels.Q80BlockBytes + DotKernels.Q80BlockBytes];
+        _cos = new float[_c.HeadSize / 2];
+        _sin = new float[_c.HeadSize / 2];
         _rowsPart = RowsPart;
         _attendPart = h => Attend(_layer, _position, h);
         _pool = new WorkerPool(_threads);
@@ -273,14 +277,29 @@ public sealed unsafe class FastForward : IDisposable
         }
     }
 
+    /// <summary>
+    /// The streaming pass's rotation, with each frequency's cosine and sine computed once per token (the same
+    /// expressions, so the same bits) instead of once per pair of every head of every layer.
+    /// </summary>
     private void Rope(int position, int headSize)
     {
+        if (_ropePosition != position)
+        {
+            for (int j = 0; j < headSize / 2; j++)
+            {
+                float angle = position * _inverseFrequencies[j];
+                _cos[j] = MathF.Cos(angle);
+                _sin[j] = MathF.Sin(angle);
+            }
+
+            _ropePosition = position;
+        }
+
         for (int i = 0; i < _q.Length; i += 2)
         {
-            float angle = position * _inverseFrequencies[(i % headSize) / 2];
-            float cos = MathF.Cos(angle), sin = MathF.Sin(angle);
-            LlamaForward.Rotate(_q, i, cos, sin);
-            if (i < _k.Length) LlamaForward.Rotate(_k, i, cos, sin);
+            int j = (i % headSize) / 2;
+            LlamaForward.Rotate(_q, i, _cos[j], _sin[j]);
+            if (i < _k.Length) LlamaForward.Rotate(_k, i, _cos[j], _sin[j]);
         }
     }
 
