@@ -267,6 +267,24 @@ public unsafe class FastForwardTests
     }
 
     [Fact]
+    public void The_worker_pool_runs_every_part_once_and_hands_a_failure_to_the_caller()
+    {
+        using var pool = new WorkerPool(3);
+        for (int round = 0; round < 2000; round++)
+        {
+            var counts = new int[1 + round % 37];
+            pool.Run(counts.Length, part => Interlocked.Increment(ref counts[part]));
+            Assert.All(counts, c => Assert.Equal(1, c));
+        }
+
+        var failed = Assert.Throws<InvalidOperationException>(() => pool.Run(64, part => { if (part == 50) throw new InvalidOperationException("part 50"); }));
+        Assert.Equal("part 50", failed.Message);
+        int after = 0;
+        pool.Run(8, _ => Interlocked.Increment(ref after));
+        Assert.Equal(8, after);
+    }
+
+    [Fact]
     public void A_truncated_file_is_refused_before_it_is_mapped()
     {
         using var temp = new TempFolder();

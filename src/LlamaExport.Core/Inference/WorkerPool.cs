@@ -19,6 +19,7 @@ internal sealed class WorkerPool : IDisposable
     private int _parts;
     private int _remaining;
     private volatile bool _stopping;
+    private Exception? _failure;
 
     public WorkerPool(int threads)
     {
@@ -52,6 +53,8 @@ internal sealed class WorkerPool : IDisposable
         var spin = new SpinWait();
         while (Volatile.Read(ref _remaining) > 0) spin.SpinOnce(sleep1Threshold: -1);
         _work = null;
+        // A part that failed on another thread fails the whole run here, on the caller's thread, instead of ending the process.
+        if (Interlocked.Exchange(ref _failure, null) is { } failure) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
     }
 
     private void Drain(long generation)
@@ -64,8 +67,18 @@ internal sealed class WorkerPool : IDisposable
             int parts = _parts, next = (int)state;
             if (next >= parts || work is null) return;
             if (Interlocked.CompareExchange(ref _state, state + 1, state) != state) continue;
-            work(next);
-            Interlocked.Decrement(ref _remaining);
+            try
+            {
+                work(next);
+            }
+            catch (Exception e)
+            {
+                Interlocked.CompareExchange(ref _failure, e, null);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _remaining);
+            }
         }
     }
 
