@@ -248,6 +248,35 @@ public unsafe class FastForwardTests
             Assert.Equal(golden, Greedy(engine, 256, 64));
     }
 
+    [Theory]
+    [InlineData("v2", true)]
+    [InlineData("v2", false)]
+    [InlineData("v0", false)]
+    [InlineData("q40", true)]
+    [InlineData("q40", false)]
+    public void A_batched_prompt_gives_the_bits_of_one_token_at_a_time(string file, bool quantized)
+    {
+        using var temp = new TempFolder();
+        IMappableWeights Open() => file switch
+        {
+            "v2" => new FileForwardWeights(Llama2cFile.Open(TestPaths.Stories("golden", "v2-gs4.bin"))),
+            "v0" => new FileForwardWeights(Llama2cFile.Open(TestPaths.Stories("stories260K-v0-original.bin"))),
+            _ => DllamaFile.Open(File.Exists(temp["tiny.m"]) ? temp["tiny.m"] : DistributedLlamaExportTests.Export(Llama3ModelTests.Tiny(), DllamaWeightType.Q40, temp["tiny.m"])),
+        };
+        using var weights = Open();
+        using var model = new MappedModel(weights);
+        var prompt = Enumerable.Range(0, 37).Select(i => (i * 7 + 3) % weights.Config.VocabSize).ToArray();
+        using var batched = new FastForward(model, 64, quantized);
+        using var single = new FastForward(model, 64, quantized);
+        // 37 tokens: two full batches of 16 and one of 5, against 37 single steps; then one more token on each.
+        var fromBatch = batched.Forward(prompt, 0).ToArray();
+        float[] fromSingle = [];
+        for (int p = 0; p < prompt.Length; p++) fromSingle = single.Forward(prompt[p], p).ToArray();
+        Assert.True(fromSingle.AsSpan().SequenceEqual(fromBatch));
+        int next = LlamaForward.ArgMax(fromBatch);
+        Assert.True(single.Forward(next, 37).SequenceEqual(batched.Forward(next, 37)));
+    }
+
     [Fact]
     public void A_token_allocates_nothing_and_neither_does_sampling()
     {

@@ -42,9 +42,12 @@ public sealed unsafe class FastForward : IDisposable
     private readonly Action<int> _rowsPart, _attendPart;
     private MappedTensor _tensor;
     private float[] _input = [], _output = [];
-    private int _parts, _layer, _position;
+    private int _parts, _layer, _position, _n, _d, _count, _slot;
     private readonly float[] _cos, _sin;
     private int _ropePosition = -1;
+
+    /// <summary>Prompt tokens run together: each weight row is read once for all of them.</summary>
+    public const int MaxBatch = 16;
 
     /// <param name="positions">Positions to hold in the KV cache (the steps run, at most seq_len).</param>
     /// <param name="quantizedActivations">Quantize activations as the file's runtime does (runq.c's groups for llama2.c v2; dllama's Q80 blocks for .m Q40/Q80).</param>
@@ -63,28 +66,28 @@ public sealed unsafe class FastForward : IDisposable
         _quantized = quantizedActivations && weight.Encoding != SectionEncoding.Float32;
         _inverseFrequencies = RopeFrequencies.Inverse(_c.HeadSize, _c.RopeTheta, _c.RopeScaling);
         _eps = (float)_c.RmsNormEps;
-        int dim = _c.Dim, hidden = _c.HiddenDim, kvDim = _c.KvDim;
-        _x = new float[dim];
-        _xb = new float[dim];
-        _xb2 = new float[dim];
-        _q = new float[dim];
-        _k = new float[kvDim];
-        _v = new float[kvDim];
-        _attention = new float[dim];
-        _hb = new float[hidden];
-        _hb2 = new float[hidden];
+        int dim = _c.Dim, hidden = _c.HiddenDim, kvDim = _c.KvDim, batch = MaxBatch;
+        _x = new float[batch * dim];
+        _xb = new float[batch * dim];
+        _xb2 = new float[batch * dim];
+        _q = new float[batch * dim];
+        _k = new float[batch * kvDim];
+        _v = new float[batch * kvDim];
+        _attention = new float[batch * dim];
+        _hb = new float[batch * hidden];
+        _hb2 = new float[batch * hidden];
         _logits = new float[_c.VocabSize];
         _keys = [.. Enumerable.Range(0, _c.Layers).Select(_ => new float[(long)_positions * kvDim])];
         _values = [.. Enumerable.Range(0, _c.Layers).Select(_ => new float[(long)_positions * kvDim])];
         _scores = [.. Enumerable.Range(0, _c.Heads).Select(_ => new float[_positions])];
         int widest = Math.Max(dim, hidden);
-        _codes = new sbyte[widest];
-        _codeScales = new float[_groupSize > 0 ? widest / _groupSize : 1];
-        _blocks = new byte[widest / 32 * DotKernels.Q80BlockBytes + DotKernels.Q80BlockBytes];
+        _codes = new sbyte[batch * widest];
+        _codeScales = new float[_groupSize > 0 ? batch * (widest / _groupSize) : 1];
+        _blocks = new byte[batch * (widest / 32 * DotKernels.Q80BlockBytes) + DotKernels.Q80BlockBytes];
         _cos = new float[_c.HeadSize / 2];
         _sin = new float[_c.HeadSize / 2];
         _rowsPart = RowsPart;
-        _attendPart = h => Attend(_layer, _position, h);
+        _attendPart = h => Attend(_layer, _position, _slot, h);
         _pool = new WorkerPool(_threads);
     }
 
@@ -97,52 +100,80 @@ public sealed unsafe class FastForward : IDisposable
     public long CacheBytes => 2L * _c.Layers * _positions * _c.KvDim * sizeof(float);
 
     /// <summary>The logits after <paramref name="token"/> at <paramref name="position"/>: the engine's own buffer, which the next call overwrites (a sampler may scale it in place).</summary>
-    public Span<float> Forward(int token, int position)
+    public Span<float> Forward(int token, int position) => Forward(new ReadOnlySpan<int>(in token), position);
+
+    /// <summary>
+    /// Runs <paramref name="tokens"/> at positions <paramref name="startPosition"/>, … (a prompt) up to
+    /// <see cref="MaxBatch"/> at a time, and returns the logits after the last. Each token's arithmetic is the
+    /// one-token path's exactly (the same kernels, the same order), so a batched prompt gives the same bits.
+    /// </summary>
+    public Span<float> Forward(ReadOnlySpan<int> tokens, int startPosition)
     {
-        if ((uint)position >= (uint)_positions) throw new ArgumentOutOfRangeException(nameof(position), $"Position {position} is past the {_positions} this engine was sized for.");
-        if ((uint)token >= (uint)_c.VocabSize) throw new ArgumentOutOfRangeException(nameof(token), $"Token {token} is outside the vocabulary of {_c.VocabSize}.");
+        if (tokens.Length == 0) throw new ArgumentException("No tokens to run.", nameof(tokens));
+        if (startPosition < 0 || startPosition + tokens.Length > _positions)
+            throw new ArgumentOutOfRangeException(nameof(startPosition), $"Positions {startPosition}..{startPosition + tokens.Length - 1} are past the {_positions} this engine was sized for.");
+        foreach (var token in tokens)
+            if ((uint)token >= (uint)_c.VocabSize) throw new ArgumentOutOfRangeException(nameof(tokens), $"Token {token} is outside the vocabulary of {_c.VocabSize}.");
+        for (int first = 0; first < tokens.Length; first += MaxBatch)
+        {
+            int count = Math.Min(MaxBatch, tokens.Length - first);
+            Layers(tokens.Slice(first, count), startPosition + first, count);
+        }
+
+        // The classifier for the last token only.
+        int dim = _c.Dim, last = (tokens.Length - 1) % MaxBatch;
+        Norm(LlamaTensorRole.Norm, 0, _x.AsSpan(last * dim, dim), _x.AsSpan(last * dim, dim));
+        _x.AsSpan(last * dim, dim).CopyTo(_xb);
+        Prepare(_xb, dim, 1);
+        MatMul(LlamaTensorRole.Output, 0, _xb, dim, _logits, _c.VocabSize, 1);
+        return _logits;
+    }
+
+    private void Layers(ReadOnlySpan<int> tokens, int start, int count)
+    {
         int dim = _c.Dim, hidden = _c.HiddenDim, kvDim = _c.KvDim, headSize = _c.HeadSize;
-        EmbeddingRow(token, _x);
+        for (int b = 0; b < count; b++) EmbeddingRow(tokens[b], _x.AsSpan(b * dim, dim));
 
         for (int layer = 0; layer < _c.Layers; layer++)
         {
-            Norm(LlamaTensorRole.AttentionNorm, layer, _xb, _x);
-            Prepare(_xb);
-            MatMul(LlamaTensorRole.Wq, layer, _xb, _q);
-            MatMul(LlamaTensorRole.Wk, layer, _xb, _k);
-            MatMul(LlamaTensorRole.Wv, layer, _xb, _v);
-            Rope(position, headSize);
-            _k.CopyTo(_keys[layer].AsSpan(position * kvDim, kvDim));
-            _v.CopyTo(_values[layer].AsSpan(position * kvDim, kvDim));
-            Attention(layer, position);
-            Prepare(_attention);
-            MatMul(LlamaTensorRole.Wo, layer, _attention, _xb2);
-            for (int i = 0; i < dim; i++) _x[i] += _xb2[i];
+            for (int b = 0; b < count; b++) Norm(LlamaTensorRole.AttentionNorm, layer, _xb.AsSpan(b * dim, dim), _x.AsSpan(b * dim, dim));
+            Prepare(_xb, dim, count);
+            MatMul(LlamaTensorRole.Wq, layer, _xb, dim, _q, dim, count);
+            MatMul(LlamaTensorRole.Wk, layer, _xb, dim, _k, kvDim, count);
+            MatMul(LlamaTensorRole.Wv, layer, _xb, dim, _v, kvDim, count);
+            for (int b = 0; b < count; b++)
+            {
+                int position = start + b;
+                Rope(position, headSize, _q.AsSpan(b * dim, dim), _k.AsSpan(b * kvDim, kvDim));
+                _k.AsSpan(b * kvDim, kvDim).CopyTo(_keys[layer].AsSpan(position * kvDim, kvDim));
+                _v.AsSpan(b * kvDim, kvDim).CopyTo(_values[layer].AsSpan(position * kvDim, kvDim));
+            }
 
-            Norm(LlamaTensorRole.FfnNorm, layer, _xb, _x);
-            Prepare(_xb);
-            MatMul(LlamaTensorRole.W1, layer, _xb, _hb);
-            MatMul(LlamaTensorRole.W3, layer, _xb, _hb2);
-            for (int i = 0; i < hidden; i++)
+            // Token b attends to positions up to its own, all of which are in the cache by now.
+            for (int b = 0; b < count; b++) Attention(layer, start + b, b);
+            Prepare(_attention, dim, count);
+            MatMul(LlamaTensorRole.Wo, layer, _attention, dim, _xb2, dim, count);
+            for (int i = 0; i < count * dim; i++) _x[i] += _xb2[i];
+
+            for (int b = 0; b < count; b++) Norm(LlamaTensorRole.FfnNorm, layer, _xb.AsSpan(b * dim, dim), _x.AsSpan(b * dim, dim));
+            Prepare(_xb, dim, count);
+            MatMul(LlamaTensorRole.W1, layer, _xb, dim, _hb, hidden, count);
+            MatMul(LlamaTensorRole.W3, layer, _xb, dim, _hb2, hidden, count);
+            for (int i = 0; i < count * hidden; i++)
             {
                 float value = _hb[i];
                 value *= 1.0f / (1.0f + MathF.Exp(-value));
                 _hb[i] = value * _hb2[i];
             }
 
-            Prepare(_hb);
-            MatMul(LlamaTensorRole.W2, layer, _hb, _xb);
-            for (int i = 0; i < dim; i++) _x[i] += _xb[i];
+            Prepare(_hb, hidden, count);
+            MatMul(LlamaTensorRole.W2, layer, _hb, hidden, _xb, dim, count);
+            for (int i = 0; i < count * dim; i++) _x[i] += _xb[i];
         }
-
-        Norm(LlamaTensorRole.Norm, 0, _x, _x);
-        Prepare(_x);
-        MatMul(LlamaTensorRole.Output, 0, _x, _logits);
-        return _logits;
     }
 
     /// <summary>The token's embedding as float32: llama2.c's Q8_0 table dequantized as runq.c does (code × scale), dllama's F32 row.</summary>
-    private void EmbeddingRow(int token, float[] destination)
+    private void EmbeddingRow(int token, Span<float> destination)
     {
         var t = _tensors[(int)LlamaTensorRole.TokEmbeddings][0];
         int n = (int)t.Columns;
@@ -177,48 +208,48 @@ public sealed unsafe class FastForward : IDisposable
         DotKernels.DequantizeBlocks(new ReadOnlySpan<byte>(_model.Address(t) + row * rowBytes, (int)rowBytes), q40, destination);
     }
 
-    private void Norm(LlamaTensorRole role, int layer, float[] output, float[] x)
+    private void Norm(LlamaTensorRole role, int layer, Span<float> output, ReadOnlySpan<float> x)
     {
         var t = _tensors[(int)role][layer];
         LlamaForward.RmsNorm(output, x, new ReadOnlySpan<float>((float*)_model.Address(t), x.Length), _eps);
     }
 
-    /// <summary>Quantizes the next matrix product's input once, as the runtimes do (runq.c per group, dllama per 32 values).</summary>
-    private void Prepare(float[] input)
+    /// <summary>Quantizes the next matrix product's inputs (count rows of n) once, as the runtimes do (runq.c per group, dllama per 32 values).</summary>
+    private void Prepare(float[] input, int n, int count)
     {
         if (!_quantized) return;
-        if (_groupSize > 0)
-            LlamaForward.QuantizeLikeRunq(input, _groupSize, _codes.AsSpan(0, input.Length), _codeScales.AsSpan(0, input.Length / _groupSize));
-        else
-            DotKernels.QuantizeQ80(input, _blocks.AsSpan(0, input.Length / 32 * DotKernels.Q80BlockBytes));
+        for (int b = 0; b < count; b++)
+        {
+            var row = input.AsSpan(b * n, n);
+            if (_groupSize > 0)
+                LlamaForward.QuantizeLikeRunq(row, _groupSize, _codes.AsSpan(b * n, n), _codeScales.AsSpan(b * (n / _groupSize), n / _groupSize));
+            else
+                DotKernels.QuantizeQ80(row, _blocks.AsSpan(b * (n / 32 * DotKernels.Q80BlockBytes), n / 32 * DotKernels.Q80BlockBytes));
+        }
     }
 
-    private void MatMul(LlamaTensorRole role, int layer, float[] input, float[] output)
+    /// <summary>output[b·d + r] = row r of the matrix · input[b·n …] for each of the count inputs, rows split over the cores.</summary>
+    private void MatMul(LlamaTensorRole role, int layer, float[] input, int n, float[] output, int d, int count)
     {
         var t = _tensors[(int)role][layer];
-        int rows = output.Length;
         // A few bands of rows per core, so a core that finishes early takes another.
-        int parts = rows < 64 ? 1 : Math.Min(rows / 16, _threads * 4);
+        int parts = d < 64 ? 1 : Math.Min(d / 16, _threads * 4);
         if (parts <= 1)
         {
-            Rows(t, input, output, 0, rows);
+            Rows(t, input, n, output, d, count, 0, d);
             return;
         }
 
-        (_tensor, _input, _output, _parts) = (t, input, output, parts);
+        (_tensor, _input, _n, _output, _d, _count, _parts) = (t, input, n, output, d, count, parts);
         _pool.Run(parts, _rowsPart);
     }
 
-    private void RowsPart(int part)
-    {
-        int rows = _output.Length;
-        Rows(_tensor, _input, _output, (int)((long)rows * part / _parts), (int)((long)rows * (part + 1) / _parts));
-    }
+    private void RowsPart(int part) =>
+        Rows(_tensor, _input, _n, _output, _d, _count, (int)((long)_d * part / _parts), (int)((long)_d * (part + 1) / _parts));
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private void Rows(MappedTensor t, float[] input, float[] output, int first, int last)
+    private void Rows(MappedTensor t, float[] input, int n, float[] output, int d, int count, int first, int last)
     {
-        int n = input.Length;
         byte* weights = _model.Address(t);
         fixed (float* x = input)
         fixed (sbyte* codes = _codes)
@@ -228,7 +259,8 @@ public sealed unsafe class FastForward : IDisposable
             switch (t.Encoding)
             {
                 case SectionEncoding.Float32:
-                    for (int r = first; r < last; r++) output[r] = DotKernels.DotF32((float*)weights + (long)r * n, x, n);
+                    for (int r = first; r < last; r++)
+                        for (int b = 0; b < count; b++) output[b * d + r] = DotKernels.DotF32((float*)weights + (long)r * n, x + b * n, n);
                     break;
                 case SectionEncoding.Q8_0:
                 {
@@ -238,10 +270,11 @@ public sealed unsafe class FastForward : IDisposable
                     float* scales = _model.Scales(t);
                     if (_quantized)
                         for (int r = first; r < last; r++)
-                            output[r] = DotKernels.DotQ8Groups((sbyte*)weights + (long)r * n, scales + (long)r * n / gs, codes, codeScales, n, gs);
+                            for (int b = 0; b < count; b++)
+                                output[b * d + r] = DotKernels.DotQ8Groups((sbyte*)weights + (long)r * n, scales + (long)r * n / gs, codes + b * n, codeScales + b * (n / gs), n, gs);
                     else
                         for (int r = first; r < last; r++)
-                            output[r] = DotKernels.DotQ8GroupsFloat((sbyte*)weights, scales, (long)r * n, x, n, gs);
+                            for (int b = 0; b < count; b++) output[b * d + r] = DotKernels.DotQ8GroupsFloat((sbyte*)weights, scales, (long)r * n, x + b * n, n, gs);
                     break;
                 }
 
@@ -253,8 +286,11 @@ public sealed unsafe class FastForward : IDisposable
                     long rowBytes = n / 32 * blockBytes;
                     if (_quantized)
                     {
+                        int inputBytes = n / 32 * DotKernels.Q80BlockBytes;
                         for (int r = first; r < last; r++)
-                            output[r] = q40 ? DotKernels.DotQ40Q80(weights + r * rowBytes, blocks, n / 32) : DotKernels.DotQ80Q80(weights + r * rowBytes, blocks, n / 32);
+                            for (int b = 0; b < count; b++)
+                                output[b * d + r] = q40 ? DotKernels.DotQ40Q80(weights + r * rowBytes, blocks + b * inputBytes, n / 32)
+                                    : DotKernels.DotQ80Q80(weights + r * rowBytes, blocks + b * inputBytes, n / 32);
                     }
                     else
                     {
@@ -263,9 +299,13 @@ public sealed unsafe class FastForward : IDisposable
                         for (int r = first; r < last; r++)
                         {
                             DotKernels.DequantizeBlocks(new ReadOnlySpan<byte>(weights + r * rowBytes, (int)rowBytes), q40, row);
-                            float sum = 0f;
-                            for (int i = 0; i < n; i++) sum += row[i] * x[i];
-                            output[r] = sum;
+                            for (int b = 0; b < count; b++)
+                            {
+                                float sum = 0f;
+                                float* xb = x + b * n;
+                                for (int i = 0; i < n; i++) sum += row[i] * xb[i];
+                                output[b * d + r] = sum;
+                            }
                         }
 
                         if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented);
@@ -281,7 +321,7 @@ public sealed unsafe class FastForward : IDisposable
     /// The streaming pass's rotation, with each frequency's cosine and sine computed once per token (the same
     /// expressions, so the same bits) instead of once per pair of every head of every layer.
     /// </summary>
-    private void Rope(int position, int headSize)
+    private void Rope(int position, int headSize, Span<float> q, Span<float> k)
     {
         if (_ropePosition != position)
         {
@@ -295,31 +335,31 @@ public sealed unsafe class FastForward : IDisposable
             _ropePosition = position;
         }
 
-        for (int i = 0; i < _q.Length; i += 2)
+        for (int i = 0; i < q.Length; i += 2)
         {
             int j = (i % headSize) / 2;
-            LlamaForward.Rotate(_q, i, _cos[j], _sin[j]);
-            if (i < _k.Length) LlamaForward.Rotate(_k, i, _cos[j], _sin[j]);
+            LlamaForward.Rotate(q, i, _cos[j], _sin[j]);
+            if (i < k.Length) LlamaForward.Rotate(k, i, _cos[j], _sin[j]);
         }
     }
 
-    private void Attention(int layer, int position)
+    private void Attention(int layer, int position, int slot)
     {
         int heads = _c.Heads;
         if (heads * (position + 1) * _c.HeadSize < 1 << 15)
-            for (int h = 0; h < heads; h++) Attend(layer, position, h);
+            for (int h = 0; h < heads; h++) Attend(layer, position, slot, h);
         else
         {
-            (_layer, _position) = (layer, position);
+            (_layer, _position, _slot) = (layer, position, slot);
             _pool.Run(heads, _attendPart);
         }
     }
 
-    /// <summary>The streaming pass's attention for one head, the same code.</summary>
-    private void Attend(int layer, int position, int head)
+    /// <summary>The streaming pass's attention for one head of token <paramref name="slot"/> of the batch, the same code.</summary>
+    private void Attend(int layer, int position, int slot, int head)
     {
-        int headSize = _c.HeadSize;
-        LlamaForward.AttendHead(_q.AsSpan(head * headSize, headSize), _keys[layer], _values[layer], position, _c.KvDim, head / (_c.Heads / _c.KvHeads),
-            _scores[head], _attention.AsSpan(head * headSize, headSize));
+        int headSize = _c.HeadSize, at = slot * _c.Dim + head * headSize;
+        LlamaForward.AttendHead(_q.AsSpan(at, headSize), _keys[layer], _values[layer], position, _c.KvDim, head / (_c.Heads / _c.KvHeads),
+            _scores[head], _attention.AsSpan(at, headSize));
     }
 }

@@ -104,12 +104,15 @@ public static class TextGeneration
         using var engine = new FastForward(model, positions, options.QuantizedActivations, options.Threads);
         var sampler = new Sampler(options.Temperature, options.TopP, options.Seed);
         clock.Start();
+        // The prompt in batches: each weight row is read once for up to MaxBatch tokens (the same bits as one by one).
+        var ids = prompt.ToArray();
         int next = 0;
-        for (int position = 0; position < prompt.Count; position++)
+        for (int first = 0; first < ids.Length; first += FastForward.MaxBatch)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var logits = engine.Forward(prompt[position], position);
-            if (position == prompt.Count - 1) next = sampler.Sample(logits);
+            int count = Math.Min(FastForward.MaxBatch, ids.Length - first);
+            var logits = engine.Forward(ids.AsSpan(first, count), first);
+            if (first + count == ids.Length) next = sampler.Sample(logits);
         }
 
         clock.PromptDone(prompt.Count);
