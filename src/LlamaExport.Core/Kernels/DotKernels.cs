@@ -32,8 +32,9 @@ public static unsafe class DotKernels
 {
     public const int F32Lanes = 32;
 
-    /// <summary>Every fp16 value as float32 (256 KiB), so a block's scale costs one load (what dllama's CONVERT_F16_TO_F32 table does).</summary>
+    /// <summary>Every fp16 value as float32 (256 KiB, pinned), so a block's scale costs one load with no bounds check (what dllama's CONVERT_F16_TO_F32 table does).</summary>
     private static readonly float[] HalfTable = BuildHalfTable();
+    private static readonly float* HalfTablePointer = (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref HalfTable[0]);
 
     private static float[] BuildHalfTable()
     {
@@ -43,7 +44,7 @@ public static unsafe class DotKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float HalfToSingle(byte* p) => HalfTable[*(ushort*)p];
+    private static float HalfToSingle(byte* p) => HalfTablePointer[*(ushort*)p];
 
     /// <summary>The widest level this machine accelerates (as the JIT sees it).</summary>
     public static SimdLevel Best { get; } =
