@@ -314,6 +314,20 @@ public unsafe class FastForwardTests
     }
 
     [Fact]
+    public void A_KV_cache_the_machine_cannot_hold_is_refused_with_the_figure_before_it_is_allocated()
+    {
+        using var weights = new FileForwardWeights(Llama2cFile.Open(TestPaths.Stories("golden", "v2-gs64.bin")));
+        using var model = new MappedModel(weights);
+        long needed = FastForward.WorkingBytes(model.Config, 512);
+        var refused = Assert.Throws<LlamaExportException>(() => new FastForward(model, 512, true, memoryBudget: needed - 1));
+        Assert.Equal(ErrorIds.InsufficientMemory, refused.ErrorId);
+        Assert.Contains("512 positions", refused.Message);
+        Assert.Contains("Lower -Steps", refused.RecommendedAction);
+        using var fits = new FastForward(model, 512, true, memoryBudget: needed);
+        Assert.Equal(512, fits.Positions);
+    }
+
+    [Fact]
     public void A_truncated_file_is_refused_before_it_is_mapped()
     {
         using var temp = new TempFolder();

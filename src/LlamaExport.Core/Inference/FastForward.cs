@@ -52,11 +52,20 @@ public sealed unsafe class FastForward : IDisposable
     /// <param name="positions">Positions to hold in the KV cache (the steps run, at most seq_len).</param>
     /// <param name="quantizedActivations">Quantize activations as the file's runtime does (runq.c's groups for llama2.c v2; dllama's Q80 blocks for .m Q40/Q80).</param>
     /// <param name="threads">Cores to split each matrix over; 0 for all.</param>
-    public FastForward(MappedModel model, int positions, bool quantizedActivations, int threads = 0)
+    /// <param name="memoryBudget">Bytes the engine may allocate; by default 90 % of what the runtime reports available.</param>
+    public FastForward(MappedModel model, int positions, bool quantizedActivations, int threads = 0, long? memoryBudget = null)
     {
         _model = model;
         _c = model.Config;
         _positions = Math.Min(positions, _c.MaxSeqLen);
+        // The KV cache grows with the positions asked for: refuse, with the figure, what this machine cannot hold,
+        // instead of failing halfway through allocating it.
+        long needed = WorkingBytes(_c, _positions);
+        long budget = memoryBudget ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 10 * 9;
+        if (needed > budget)
+            throw new Errors.LlamaExportException(Errors.ErrorIds.InsufficientMemory, Errors.FailureKind.ResourceUnavailable,
+                $"Generating {_positions:N0} positions of '{model.Weights.FilePath}' needs {needed >> 20:N0} MiB (a KV cache of {_c.Layers} layers × {_positions:N0} positions × kv_dim {_c.KvDim}, keys and values, and the activations), more than the {budget >> 20:N0} MiB this process can use.",
+                model.Weights.FilePath, $"Lower -Steps (the KV cache is sized to it; about {Math.Max(1, budget / Math.Max(1, needed / _positions)):N0} positions fit here), or run on a machine with more memory.");
         _threads = threads > 0 ? threads : Environment.ProcessorCount;
         // Every tensor located once: a token looks nothing up (and allocates nothing).
         _tensors = [.. Enum.GetValues<LlamaTensorRole>().Select(role => Enumerable.Range(0, role is LlamaTensorRole.TokEmbeddings or LlamaTensorRole.Norm or LlamaTensorRole.Output ? 1 : _c.Layers)
@@ -89,6 +98,15 @@ public sealed unsafe class FastForward : IDisposable
         _rowsPart = RowsPart;
         _attendPart = h => Attend(_layer, _position, _slot, h);
         _pool = new WorkerPool(_threads);
+    }
+
+    /// <summary>What the engine allocates for a model and a number of positions: the KV cache, the attention scores and the batch's activations.</summary>
+    public static long WorkingBytes(LlamaModelConfig c, int positions)
+    {
+        long cache = 2L * c.Layers * positions * c.KvDim * sizeof(float);
+        long scores = (long)c.Heads * positions * sizeof(float);
+        long activations = (long)MaxBatch * (7L * c.Dim + 2L * c.KvDim + 2L * c.HiddenDim) * sizeof(float) + (long)MaxBatch * Math.Max(c.Dim, c.HiddenDim) * 3;
+        return cache + scores + activations + (long)c.VocabSize * sizeof(float);
     }
 
     /// <summary>Stops the engine's threads.</summary>
