@@ -6,12 +6,12 @@ using LlamaExport.Core.Model;
 namespace LlamaExport.Core.Inference;
 
 /// <summary>
-/// The generation engine: one token at a time over mapped weights (<see cref="MappedModel"/>), integer dot products on
+/// The generation engine: one token at a time (a prompt in batches of <see cref="MaxBatch"/>) over mapped weights (<see cref="MappedModel"/>), integer dot products on
 /// the quantized codes (<see cref="DotKernels"/>), every matrix split by rows over the cores, and every buffer and the
 /// KV cache (sized to the positions run, not to seq_len) allocated once. Its arithmetic outside the matrix products is
 /// the streaming pass's (<see cref="LlamaForward"/>), so:
 /// <list type="bullet">
-/// <item>llama2.c v2 with runq.c's quantized activations gives the streaming pass's logits bit for bit;</item>
+/// <item>llama2.c v2 gives the streaming pass's logits bit for bit, with runq.c's quantized activations or float ones;</item>
 /// <item>float32 weights use a 32-way striped dot (<c>DotF32</c>), so their logits differ from the
 /// streaming pass's sequential sum in the last bits (as run.c built with -Ofast differs from run.c built with -O0);</item>
 /// <item>distributed-llama's Q40 weights run against Q80 activations as dllama quantizes them (its
