@@ -37,6 +37,7 @@ public sealed unsafe class FastForward : IDisposable
     private readonly byte[] _blocks;
     private readonly WorkerPool _pool;
     private readonly MappedTensor[][] _tensors;
+    private readonly int[] _one = new int[1];
 
     // The matrix product or attention now being split over the pool (fields, so the parts need no closure per call).
     private readonly Action<int> _rowsPart, _attendPart;
@@ -118,7 +119,11 @@ public sealed unsafe class FastForward : IDisposable
     public long CacheBytes => 2L * _c.Layers * _positions * _c.KvDim * sizeof(float);
 
     /// <summary>The logits after <paramref name="token"/> at <paramref name="position"/>: the engine's own buffer, which the next call overwrites (a sampler may scale it in place).</summary>
-    public Span<float> Forward(int token, int position) => Forward(new ReadOnlySpan<int>(in token), position);
+    public Span<float> Forward(int token, int position)
+    {
+        _one[0] = token;
+        return Forward(_one, position);
+    }
 
     /// <summary>
     /// Runs <paramref name="tokens"/> at positions <paramref name="startPosition"/>, … (a prompt) up to
