@@ -19,8 +19,8 @@ namespace LlamaExport.Core.DistributedLlama;
 public static class DllamaQuantizer
 {
     public const int BlockSize = 32;
-    public const int Q40BlockBytes = 2 + BlockSize / 2;
-    public const int Q80BlockBytes = 2 + BlockSize;
+    public const int Q40BlockBytes = Kernels.DotKernels.Q40BlockBytes;
+    public const int Q80BlockBytes = Kernels.DotKernels.Q80BlockBytes;
 
     /// <summary>Encodes whole blocks of <paramref name="values"/> as Q40 into <paramref name="output"/>; returns the largest |dequantized − x|.</summary>
     public static float QuantizeQ40(ReadOnlySpan<float> values, Span<byte> output)

@@ -177,10 +177,10 @@ public static unsafe class DotKernels
     // ---- dllama's Q4_0 × Q8_0 row ----
 
     /// <summary>A Q40 block: fp16 scale and 16 bytes, low nibbles the first 16 values, high nibbles the last 16.</summary>
-    public const int Q40BlockBytes = 18;
+    public const int Q40BlockBytes = 2 + 32 / 2;
 
     /// <summary>A Q80 block: fp16 scale and 32 codes.</summary>
-    public const int Q80BlockBytes = 34;
+    public const int Q80BlockBytes = 2 + 32;
 
     public static float DotQ40Q80(byte* w, byte* x, int blocks) => DotQ40Q80(w, x, blocks, Best);
 

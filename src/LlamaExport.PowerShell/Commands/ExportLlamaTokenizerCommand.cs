@@ -28,13 +28,13 @@ public sealed class ExportLlamaTokenizerCommand : PSCmdlet
     [ValidateNotNullOrEmpty]
     public string ModelPath { get; set; } = "";
 
-    /// <summary>A tokenizer.model, tokenizer.json, tokenizer.bin or GGUF file.</summary>
+    /// <summary>A tokenizer.model (sentencepiece or tiktoken), tokenizer.json, tokenizer.bin (llama2.c only) or GGUF file.</summary>
     [Parameter(Mandatory = true, ParameterSetName = FileToDirectory)]
     [Parameter(Mandatory = true, ParameterSetName = FileToFile)]
     [ValidateNotNullOrEmpty]
     public string Path { get; set; } = "";
 
-    /// <summary>The tokenizer.bin to write.</summary>
+    /// <summary>The tokenizer.bin (or, with -Target DistributedLlama, the .t) to write.</summary>
     [Parameter(Mandatory = true, Position = 1, ParameterSetName = ModelToFile)]
     [Parameter(Mandatory = true, Position = 1, ParameterSetName = FileToFile)]
     [ValidateNotNullOrEmpty]

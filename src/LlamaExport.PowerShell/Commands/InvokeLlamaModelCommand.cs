@@ -9,7 +9,7 @@ using LlamaExport.Core.Jobs;
 namespace LlamaExport.PowerShell.Commands;
 
 /// <summary>
-/// Invoke-LlamaModel: runs a llama2.c file with the module's own forward pass. With -Prompt and a tokenizer it
+/// Invoke-LlamaModel: runs a llama2.c or distributed-llama file on the module's generation engine. With -Prompt and a tokenizer it
 /// writes the text as it is generated and returns a LlamaGeneration; without a tokenizer (or with -AsIds) it writes
 /// the generated token ids, as run.c and runq.c choose them.
 /// </summary>
@@ -17,7 +17,7 @@ namespace LlamaExport.PowerShell.Commands;
 [OutputType(typeof(LlamaGeneration), typeof(int))]
 public sealed class InvokeLlamaModelCommand : PSCmdlet
 {
-    /// <summary>A llama2.c .bin of any version.</summary>
+    /// <summary>A llama2.c .bin of any version, or a distributed-llama .m.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [Alias("PSPath", "LP", "OutputPath")]
     [ValidateNotNullOrEmpty]
