@@ -61,6 +61,22 @@ public static class ErrorIds
 
     public const string InvalidPrompt = "InvalidPrompt";
 
+    // Chat templates
+    /// <summary>The tokenizer has no chat template (a base model), or not the one named.</summary>
+    public const string ChatTemplateNotFound = "ChatTemplateNotFound";
+    /// <summary>The template does not compile.</summary>
+    public const string ChatTemplateInvalid = "ChatTemplateInvalid";
+    /// <summary>The template called raise_exception: it refuses the conversation, with its own message.</summary>
+    public const string ChatTemplateRaised = "ChatTemplateRaised";
+    /// <summary>The template failed while rendering (an undefined value used, a type error).</summary>
+    public const string ChatTemplateFailed = "ChatTemplateFailed";
+    /// <summary>The template tried what the sandbox forbids (changing a list, reaching an object's internals).</summary>
+    public const string ChatTemplateUnsafe = "ChatTemplateUnsafe";
+    /// <summary>The template ran past its bounds on time, work, memory, output or nesting.</summary>
+    public const string ChatTemplateLimitExceeded = "ChatTemplateLimitExceeded";
+    /// <summary>A message (or tool, or variable) holds a value a template cannot be given.</summary>
+    public const string ChatMessageInvalid = "ChatMessageInvalid";
+
     // An I/O failure the engine did not classify; the record still names the input and the category.
     public const string ExportFailed = "ExportFailed";
     public const string PlanFailed = "PlanFailed";
