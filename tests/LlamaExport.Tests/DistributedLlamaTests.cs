@@ -410,7 +410,7 @@ public class DistributedLlamaExportTests
     }
 
     /// <summary>A tokenizer.json's vocabulary as llama.cpp's converter stores it in a GGUF: the strings unchanged, added tokens as control tokens.</summary>
-    private static void WriteByteLevelGguf(string path, string tokenizerJson, params (string Key, object Value)[] metadata)
+    internal static void WriteByteLevelGguf(string path, string tokenizerJson, params (string Key, object Value)[] metadata)
     {
         using var json = JsonDocument.Parse(File.ReadAllBytes(tokenizerJson));
         var root = json.RootElement;
@@ -441,7 +441,7 @@ public class DistributedLlamaExportTests
         ], []);
     }
 
-    private static string ChatTemplateOf(string tokenizerConfig)
+    internal static string ChatTemplateOf(string tokenizerConfig)
     {
         using var json = JsonDocument.Parse(File.ReadAllBytes(tokenizerConfig));
         return json.RootElement.GetProperty("chat_template").GetString()!;
