@@ -12,6 +12,7 @@
     FormatsToProcess       = @('LlamaExport.format.ps1xml')
     CmdletsToExport        = @(
         'ConvertFrom-LlamaTokenId'
+        'ConvertTo-LlamaChatPrompt'
         'ConvertTo-LlamaTokenId'
         'Export-LlamaModel'
         'Export-LlamaTokenizer'

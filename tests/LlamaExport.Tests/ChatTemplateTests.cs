@@ -1,6 +1,6 @@
 using System.Text.Json;
 using LlamaExport.Core.Chat;
-using LlamaExport.Core.Chat.Jinja;
+using LlamaExport.Core.Jinja;
 using LlamaExport.Core.Errors;
 using Xunit;
 

@@ -1,6 +1,6 @@
 using System.Collections;
 using System.Text.Json;
-using LlamaExport.Core.Chat.Jinja;
+using LlamaExport.Core.Jinja;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Gguf;
 using LlamaExport.Core.Tokenizers;

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace LlamaExport.Core.Chat.Jinja;
+namespace LlamaExport.Core.Jinja;
 
 // The values a template computes with, and Python's rules for them. A template sees only these types (null for None,
 // bool, long, double, string, PyList, PyTuple, PyDict, PyGenerator, Namespace, Undefined, callables): no .NET object

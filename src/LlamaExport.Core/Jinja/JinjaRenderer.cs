@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Text;
 
-namespace LlamaExport.Core.Chat.Jinja;
+namespace LlamaExport.Core.Jinja;
 
 /// <summary>The bounds every rendering runs within. A template is code from a file: it gets a budget, not trust.</summary>
 public sealed record JinjaLimits

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace LlamaExport.Core.Chat.Jinja;
+namespace LlamaExport.Core.Jinja;
 
 /// <summary>
 /// jinja2's filters, tests and globals that chat templates use, the Python methods they call on strings, lists and

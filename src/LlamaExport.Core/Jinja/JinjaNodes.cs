@@ -1,4 +1,4 @@
-namespace LlamaExport.Core.Chat.Jinja;
+namespace LlamaExport.Core.Jinja;
 
 // The syntax tree of a template. Statements render; expressions evaluate to a value (see PyValues).
 

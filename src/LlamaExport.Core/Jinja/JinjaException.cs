@@ -1,4 +1,4 @@
-namespace LlamaExport.Core.Chat.Jinja;
+namespace LlamaExport.Core.Jinja;
 
 /// <summary>What went wrong in a template, as jinja2 would classify it.</summary>
 internal enum JinjaErrorKind

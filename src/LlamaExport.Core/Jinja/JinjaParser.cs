@@ -1,4 +1,4 @@
-namespace LlamaExport.Core.Chat.Jinja;
+namespace LlamaExport.Core.Jinja;
 
 /// <summary>
 /// jinja2's grammar (jinja2/parser.py), with the tags transformers enables: the built-in statements, loop controls

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace LlamaExport.Core.Chat.Jinja;
+namespace LlamaExport.Core.Jinja;
 
 internal enum TokenKind { Data, VariableBegin, VariableEnd, BlockBegin, BlockEnd, Name, String, Integer, Float, Operator, End }
 
