@@ -30,6 +30,10 @@ public sealed class ChatTemplateSource
     public static ChatTemplateSource Read(string path)
     {
         if (File.Exists(path) && GgufHeader.HasMagic(path)) return ReadGguf(path);
+        if (File.Exists(path) && path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase))
+            throw new LlamaExportException(ErrorIds.ChatTemplateNotFound, FailureKind.ObjectNotFound,
+                $"'{path}' is a llama2.c tokenizer.bin, which holds no chat template.", path,
+                "Pass -TokenizerPath the instruct model's folder, tokenizer.json, tokenizer_config.json or GGUF: the template is kept there.");
         string folder = Directory.Exists(path) ? path : System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path)) ?? ".";
         string name = Directory.Exists(path) ? "" : System.IO.Path.GetFileName(path);
         string config = System.IO.Path.Combine(folder, "tokenizer_config.json");

@@ -119,12 +119,6 @@ public static class DllamaTokenizerFile
         };
     }
 
-    // llama.cpp's end-of-generation tokens, found by their text when a GGUF names no eot/eom id (llama-vocab.cpp).
-    private static readonly HashSet<string> EndOfGenerationTexts = new(StringComparer.Ordinal)
-    {
-        "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "<|im_end|>", "<|endoftext|>", "<|end|>", "<end_of_turn>", "<|return|>", "<|call|>",
-    };
-
     /// <summary>
     /// A GGUF's vocabulary, as the converter writes the same tokenizer from its HuggingFace folder (llama.cpp's converter
     /// stores tokenizer.json's strings and tokenizer.model's pieces unchanged): a <c>gpt2</c> vocabulary's strings are
@@ -169,7 +163,7 @@ public static class DllamaTokenizerFile
         foreach (var key in new[] { "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id" })
             if (vocabulary.Id(key, -1) is >= 0 and var id) others.Add(id);
         for (int i = 0; i < vocabulary.Tokens.Length; i++)
-            if (vocabulary.IsSpecial(i) && EndOfGenerationTexts.Contains(vocabulary.Tokens[i])) others.Add(i);
+            if (vocabulary.IsSpecial(i) && EndOfGeneration.Texts.Contains(vocabulary.Tokens[i])) others.Add(i);
         others.Remove(eos);
         bool addBos = !md.TryGetValue("tokenizer.ggml.add_bos_token", out var ab) || ab.Value is not false;
         string? template = md.TryGetValue("tokenizer.chat_template", out var t) ? t.Value as string

@@ -30,7 +30,7 @@ public sealed class LlamaGeneration
 
     public string? Text { get; init; }
 
-    /// <summary>Eos (a stop id came), Steps (-Steps or seq_len reached) or Stopped (Ctrl+C).</summary>
+    /// <summary>Eos (a stop id came: for a chat, the end of the turn), Steps (-Steps or seq_len reached), Stopped (Ctrl+C) or Interrupted (Ctrl+C ended a chat reply).</summary>
     public required string StopReason { get; init; }
 
     public int? StopId { get; init; }
@@ -42,6 +42,12 @@ public sealed class LlamaGeneration
     public required float Temperature { get; init; }
     public required float TopP { get; init; }
     public required ulong Seed { get; init; }
+
+    /// <summary>For a chat: the conversation with this reply as its last, assistant message (pass it back with a new user message for the next turn).</summary>
+    public IReadOnlyList<object?>? Messages { get; init; }
+
+    /// <summary>For a chat: how many of the prompt's ids the KV cache already held from earlier turns and were not run again.</summary>
+    public int ReusedPromptTokens { get; init; }
 }
 
 /// <summary>Where a generation's time went: the prompt's positions and the generated ones, timed apart.</summary>

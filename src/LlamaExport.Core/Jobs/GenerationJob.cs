@@ -86,7 +86,9 @@ public static class GenerationJob
                     $"-Prompt needs a tokenizer, and none was found beside '{r.ModelFile}'.", r.ModelFile,
                     "Pass -TokenizerPath (tokenizer.bin, tokenizer.json or tokenizer.model), export one with Export-LlamaTokenizer, or give -PromptIds.");
             int bos = config.BosId ?? tokenizer?.Vocabulary.BosId ?? 1;
-            var prompt = r.PromptIds ?? [bos, .. r.Prompt is null ? [] : tokenizer!.Encode(r.Prompt)];
+            // A prompt that already starts with BOS's text (a rendered chat template) is not given a second one.
+            int[] encoded = r.Prompt is null ? [] : tokenizer!.Encode(r.Prompt);
+            var prompt = r.PromptIds ?? (encoded.Length > 0 && encoded[0] == bos ? encoded : [bos, .. encoded]);
             foreach (var id in prompt)
                 if (id < 0 || id >= config.VocabSize)
                     throw new LlamaExportException(ErrorIds.InvalidPrompt, FailureKind.InvalidArgument, $"The prompt id {id} is outside the vocabulary of {config.VocabSize}.",

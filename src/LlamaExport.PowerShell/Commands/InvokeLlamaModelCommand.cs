@@ -1,5 +1,8 @@
+using System.Collections;
+using System.Collections.Specialized;
 using System.Management.Automation;
 using System.Text;
+using LlamaExport.Core.Chat;
 using LlamaExport.Core.Errors;
 using LlamaExport.Core.Inference;
 using LlamaExport.Core.Tokenizers;
@@ -100,12 +103,30 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
     [Parameter]
     public int[]? EosId { get; set; }
 
+    /// <summary>A conversation (role/content objects): rendered with the tokenizer's chat template, answered with one assistant reply.</summary>
+    [Parameter]
+    public object[]? Message { get; set; }
+
+    /// <summary>An interactive chat in the console; -Message starts it (a system message, say).</summary>
+    [Parameter]
+    public SwitchParameter Chat { get; set; }
+
+    /// <summary>Extra variables for the chat template (enable_thinking, date_string, ...).</summary>
+    [Parameter]
+    public Hashtable? TemplateVariable { get; set; }
+
     protected override void ProcessRecord()
     {
         string path = Path;
         try
         {
             path = PathResolution.ExistingFile(this, Path);
+            if (Message is not null || Chat)
+            {
+                RunChat(path);
+                return;
+            }
+
             using var prepared = GenerationJob.Prepare(new GenerationRequest
             {
                 ModelFile = path,
@@ -195,5 +216,110 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
             TokensPerSecond = clock.GenerationTokensPerSecond, PromptTokensPerSecond = clock.PromptTokensPerSecond, Temperature = options.Temperature, TopP = options.TopP, Seed = options.Seed,
         };
         if (!Stopping) WriteObject(result);
+    }
+
+    // ---- chat ----
+
+    private void RunChat(string path)
+    {
+        if (Prompt is not null || PromptIds is not null)
+            throw new LlamaExportException(ErrorIds.ConflictingParameters, FailureKind.InvalidArgument,
+                "-Message and -Chat render the prompt with the chat template; -Prompt and -PromptIds give it directly.", path,
+                "Give the conversation with -Message (or -Chat), or a prompt with -Prompt, not both.");
+        using var prepared = GenerationJob.Prepare(new GenerationRequest
+        {
+            ModelFile = path,
+            SourcePath = ModelPath is null ? null : PathResolution.ToFileSystemPath(this, ModelPath),
+            RopeTheta = RopeTheta,
+            RmsNormEps = RmsNormEps,
+            TokenizerPath = TokenizerPath is null ? null : PathResolution.ToFileSystemPath(this, TokenizerPath),
+            WantsTokenizer = true,
+            EosIds = EosId,
+            QuantizedActivations = QuantizedActivations,
+            FloatActivations = FloatActivations,
+        });
+        foreach (var warning in prepared.Warnings) WriteWarning(warning);
+        foreach (var note in prepared.Notes) WriteVerbose(note);
+        var tokenizer = prepared.Tokenizer ?? throw new LlamaExportException(ErrorIds.TokenizerNotFound, FailureKind.ObjectNotFound,
+            $"A chat needs the model's tokenizer and its chat template, and no tokenizer was found beside '{path}'.", path,
+            "Pass -TokenizerPath the model's folder, tokenizer.json or GGUF (a folder with tokenizer_config.json holds the template).");
+        var template = ChatTemplateSource.Read(tokenizer.Vocabulary.SourcePath);
+        WriteVerbose($"Chat template: '{template.Path}'.");
+        var config = prepared.Weights.Config;
+        int positions = MyInvocation.BoundParameters.ContainsKey(nameof(Steps)) ? Steps : Math.Min(config.MaxSeqLen, 4096);
+        ulong seed = Seed != 0 ? Seed : (ulong)DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        using var session = new ChatSession(prepared.Weights, tokenizer, template, new ChatSessionOptions
+        {
+            Positions = positions, Temperature = Temperature, TopP = TopP, Seed = seed, QuantizedActivations = prepared.QuantizedActivations, Threads = Threads,
+            StopIds = prepared.StopIds, Variables = TemplateVariable?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => ChatInput.ToPlain(e.Value)),
+        });
+        WriteVerbose($"Chat: {session.Positions} positions, a reply ends at {string.Join(", ", session.StopIds)}.");
+        var messages = (Message ?? []).Select(m => ChatInput.ToPlain(m)).ToList();
+        if (!Chat)
+        {
+            var reply = Turn(path, session, tokenizer, messages, stream: !NoStream, seed, interruptible: false);
+            if (!Stopping) WriteObject(reply);
+            return;
+        }
+
+        Host.UI.WriteLine($"Chat with {System.IO.Path.GetFileName(path)}: an empty line or 'exit' ends the chat; Ctrl+C ends a reply.");
+        LlamaGeneration? last = null;
+        while (!Stopping)
+        {
+            Host.UI.Write("> ");
+            var line = Host.UI.ReadLine();
+            if (line is null || line.Trim().Length == 0 || line.Trim() == "exit") break;
+            messages.Add(new OrderedDictionary { ["role"] = "user", ["content"] = line });
+            last = Turn(path, session, tokenizer, messages, stream: true, seed, interruptible: true);
+            if (last.StopReason == "Steps" && last.Ids.Count + last.PromptIds.Count >= session.Positions)
+            {
+                WriteWarning($"The conversation filled its {session.Positions} positions; start a new chat, or raise -Steps (up to the file's seq_len {config.MaxSeqLen}).");
+                break;
+            }
+        }
+
+        if (last is not null && !Stopping) WriteObject(last);
+    }
+
+    /// <summary>One reply: streamed to the console as it comes; its text is added to the conversation as the assistant's message.</summary>
+    private LlamaGeneration Turn(string path, ChatSession session, TextTokenizer tokenizer, List<object?> messages, bool stream, ulong seed, bool interruptible)
+    {
+        using var interrupt = CancellationTokenSource.CreateLinkedTokenSource(PipelineStopToken);
+        using var keys = interruptible ? ConsoleInterrupt.Start(Host, interrupt) : null;
+        var clock = new GenerationClock();
+        int? stopId = null;
+        string reason = "Steps";
+        var ids = new List<int>();
+        var replyIds = session.Reply(messages, s => stopId = s, clock, interrupt.Token);
+        var decoder = new StreamingDecoder(tokenizer, session.LastPromptIds[^1]);
+        var output = new StringBuilder();
+        try
+        {
+            foreach (var id in replyIds)
+            {
+                ids.Add(id);
+                var piece = decoder.Next(id);
+                output.Append(piece);
+                if (stream && piece.Length > 0) Host.UI.Write(piece);
+                keys?.Poll();
+            }
+
+            if (stopId is not null) reason = "Eos";
+        }
+        catch (OperationCanceledException) when (Stopping || interrupt.IsCancellationRequested)
+        {
+            reason = Stopping ? "Stopped" : "Interrupted";
+        }
+
+        output.Append(decoder.Flush());
+        if (stream) Host.UI.WriteLine();
+        WriteVerbose($"{System.IO.Path.GetFileName(path)}: prompt {clock.PromptTokens} new tokens ({session.ReusedTokens} kept from earlier turns) at {clock.PromptTokensPerSecond:N1} tok/s; reply {clock.GeneratedTokens} tokens at {clock.GenerationTokensPerSecond:N1} tok/s; {reason}.");
+        messages.Add(new OrderedDictionary { ["role"] = "assistant", ["content"] = output.ToString() });
+        return new LlamaGeneration
+        {
+            Path = path, Prompt = session.LastPrompt, PromptIds = session.LastPromptIds, Ids = ids, Text = output.ToString(), StopReason = reason, StopId = stopId,
+            TokensPerSecond = clock.GenerationTokensPerSecond, PromptTokensPerSecond = clock.PromptTokensPerSecond, Temperature = Temperature, TopP = TopP, Seed = seed,
+            Messages = [.. messages], ReusedPromptTokens = session.ReusedTokens,
+        };
     }
 }
