@@ -152,7 +152,7 @@ public class ExportLlamaModelCommandTests
         Assert.Empty(Directory.EnumerateFiles(temp.Path));
     }
 
-    public static IEnumerable<object[]> Cmdlets() => [["ConvertFrom-LlamaTokenId"], ["ConvertTo-LlamaTokenId"], ["Export-LlamaModel"], ["Export-LlamaTokenizer"], ["Get-ExportMemoryPlan"], ["Get-Q8Stats"], ["Invoke-LlamaModel"], ["Test-Gguf"], ["Test-LlamaExport"], ["Test-PyTorchCheckpoint"], ["Test-Safetensors"]];
+    public static IEnumerable<object[]> Cmdlets() => [["ConvertFrom-LlamaTokenId"], ["ConvertTo-LlamaChatPrompt"], ["ConvertTo-LlamaTokenId"], ["Export-LlamaModel"], ["Export-LlamaTokenizer"], ["Get-ExportMemoryPlan"], ["Get-Q8Stats"], ["Invoke-LlamaModel"], ["Test-Gguf"], ["Test-LlamaExport"], ["Test-PyTorchCheckpoint"], ["Test-Safetensors"]];
 
     [Theory]
     [MemberData(nameof(Cmdlets))]
