@@ -81,7 +81,7 @@ public sealed class ChatGenerationTests : IClassFixture<ChatGenerationTests.Tiny
     {
         var tokenizer = new TextTokenizer(TokenizerFiles.Read(Tokenizer));
         var template = ChatTemplateSource.Read(Tokenizer);
-        var options = new ChatSessionOptions { Positions = 512, Temperature = 0, QuantizedActivations = true };
+        var options = new ChatSessionOptions { Generation = new GenerationOptions { Steps = 512, Temperature = 0, QuantizedActivations = true } };
         var messages = new List<object?> { new Dictionary<string, object?> { ["role"] = "user", ["content"] = "Hello!" } };
         using var prepared = GenerationJob.Prepare(new GenerationRequest { ModelFile = _model.File });
         List<int> secondReply;

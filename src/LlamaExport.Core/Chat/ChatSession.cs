@@ -7,17 +7,8 @@ namespace LlamaExport.Core.Chat;
 /// <summary>How a chat generates: the generation settings, and what the template is given beside the messages.</summary>
 public sealed record ChatSessionOptions
 {
-    /// <summary>Positions the conversation may fill (the KV cache is sized to them).</summary>
-    public required int Positions { get; init; }
-
-    public float Temperature { get; init; }
-    public float TopP { get; init; } = 0.9f;
-    public ulong Seed { get; init; } = 1;
-    public bool QuantizedActivations { get; init; }
-    public int Threads { get; init; }
-
-    /// <summary>Ids that end a reply besides the template's end-of-turn tokens (the file's EOS ids, -EosId).</summary>
-    public IReadOnlyCollection<int> StopIds { get; init; } = [];
+    /// <summary>Sampling, threads, activations and extra stop ids (the file's EOS ids, -EosId); Steps is the positions the conversation may fill (the KV cache is sized to them).</summary>
+    public required GenerationOptions Generation { get; init; }
 
     /// <summary>Extra template variables (enable_thinking, ...).</summary>
     public IReadOnlyDictionary<string, object?>? Variables { get; init; }
@@ -51,11 +42,12 @@ public sealed class ChatSession : IDisposable
         _tokenizer = tokenizer;
         _template = template;
         _options = options;
-        _stop = [.. options.StopIds, .. EndOfTurnIds(tokenizer, template)];
+        var generation = options.Generation;
+        _stop = [.. generation.StopIds, .. EndOfTurnIds(tokenizer, template)];
         _model = new MappedModel(mappable);
         try
         {
-            _engine = new FastForward(_model, Math.Min(options.Positions, weights.Config.MaxSeqLen), options.QuantizedActivations, options.Threads);
+            _engine = new FastForward(_model, Math.Min(generation.Steps, weights.Config.MaxSeqLen), generation.QuantizedActivations, generation.Threads);
         }
         catch
         {
@@ -63,7 +55,7 @@ public sealed class ChatSession : IDisposable
             throw;
         }
 
-        _sampler = new Sampler(options.Temperature, options.TopP, options.Seed);
+        _sampler = new Sampler(generation.Temperature, generation.TopP, generation.Seed);
     }
 
     /// <summary>The ids a reply ends at: the template's end-of-turn tokens and the stop ids given.</summary>

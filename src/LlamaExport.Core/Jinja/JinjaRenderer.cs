@@ -172,21 +172,15 @@ internal sealed class JinjaRenderer
                 Assign(s.Target, Eval(s.Value, scope), scope);
                 return Flow.Normal;
             case SetBlockStmt s:
-            {
-                var captured = new StringBuilder();
-                RenderBody(s.Body, new Scope(scope), captured);
-                object? value = captured.ToString();
-                foreach (var (name, args, kwargs) in s.Filters) value = JinjaBuiltins.Filter(this, name, value, Arguments(args, kwargs, scope));
-                Assign(s.Target, value, scope);
+                Assign(s.Target, Capture(s.Body, s.Filters, scope), scope);
                 return Flow.Normal;
-            }
 
             case MacroStmt m:
-                scope.Vars[m.Name] = MakeMacro(m.Name, m.Parameters, m.Defaults, m.Body, scope, null);
+                scope.Vars[m.Name] = MakeMacro(m.Name, m.Parameters, m.Defaults, m.Body, scope);
                 return Flow.Normal;
             case CallBlockStmt c:
             {
-                var caller = MakeMacro("caller", c.Parameters, c.Defaults, c.Body, scope, null);
+                var caller = MakeMacro("caller", c.Parameters, c.Defaults, c.Body, scope);
                 var callee = Eval(c.Call.Target, scope);
                 var args = Arguments(c.Call.Args, c.Call.Kwargs, scope);
                 args.Keywords.Add(new("caller", caller));
@@ -195,14 +189,8 @@ internal sealed class JinjaRenderer
             }
 
             case FilterBlockStmt fb:
-            {
-                var captured = new StringBuilder();
-                RenderBody(fb.Body, new Scope(scope), captured);
-                object? value = captured.ToString();
-                foreach (var (name, args, kwargs) in fb.Filters) value = JinjaBuiltins.Filter(this, name, value, Arguments(args, kwargs, scope));
-                Write(output, Py.Str(value));
+                Write(output, Py.Str(Capture(fb.Body, fb.Filters, scope)));
                 return Flow.Normal;
-            }
 
             case WithStmt w:
             {
@@ -220,6 +208,16 @@ internal sealed class JinjaRenderer
             default:
                 throw new JinjaException(JinjaErrorKind.Syntax, $"unknown statement {stmt.GetType().Name}", stmt.Line);
         }
+    }
+
+    // A block rendered to a string (set ... endset, filter ... endfilter), then through its filters.
+    private object? Capture(Stmt[] body, (string Name, Expr[] Args, (string, Expr)[] Kwargs)[] filters, Scope scope)
+    {
+        var captured = new StringBuilder();
+        RenderBody(body, new Scope(scope), captured);
+        object? value = captured.ToString();
+        foreach (var (name, args, kwargs) in filters) value = JinjaBuiltins.Filter(this, name, value, Arguments(args, kwargs, scope));
+        return value;
     }
 
     private void RenderFor(ForStmt f, object? iterable, Scope scope, StringBuilder output, int depth0)
@@ -288,7 +286,7 @@ internal sealed class JinjaRenderer
         }
     }
 
-    private PyCallable MakeMacro(string name, string[] parameters, Expr?[] defaults, Stmt[] body, Scope defining, PyCallable? caller) =>
+    private PyCallable MakeMacro(string name, string[] parameters, Expr?[] defaults, Stmt[] body, Scope defining) =>
         new(name, (renderer, args) =>
         {
             try
@@ -330,7 +328,6 @@ internal sealed class JinjaRenderer
                         scope.Vars[parameters[i]] = defaults[i] is { } d ? Eval(d, scope) : new Undefined($"'{parameters[i]}' is undefined");
                 scope.Vars["varargs"] = new PyTuple([.. extra]);
                 scope.Vars["kwargs"] = kwargs;
-                if (caller is not null) scope.Vars["caller"] = caller;
                 var output = new StringBuilder();
                 RenderBody(body, scope, output);
                 return output.ToString();

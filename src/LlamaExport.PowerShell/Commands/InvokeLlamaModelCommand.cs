@@ -127,19 +127,12 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
                 return;
             }
 
-            using var prepared = GenerationJob.Prepare(new GenerationRequest
+            using var prepared = GenerationJob.Prepare(Request(path) with
             {
-                ModelFile = path,
-                SourcePath = ModelPath is null ? null : PathResolution.ToFileSystemPath(this, ModelPath),
-                RopeTheta = RopeTheta,
-                RmsNormEps = RmsNormEps,
                 TokenizerPath = TokenizerPath is null ? null : PathResolution.ExistingFile(this, TokenizerPath),
                 WantsTokenizer = TokenizerPath is not null,
                 Prompt = Prompt,
                 PromptIds = PromptIds,
-                EosIds = EosId,
-                QuantizedActivations = QuantizedActivations,
-                FloatActivations = FloatActivations,
             });
             foreach (var warning in prepared.Warnings) WriteWarning(warning);
             foreach (var note in prepared.Notes) WriteVerbose(note);
@@ -166,6 +159,18 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
             });
         }
     }
+
+    // What every generation takes from the parameters; the prompt and tokenizer are added by the caller.
+    private GenerationRequest Request(string path) => new()
+    {
+        ModelFile = path,
+        SourcePath = ModelPath is null ? null : PathResolution.ToFileSystemPath(this, ModelPath),
+        RopeTheta = RopeTheta,
+        RmsNormEps = RmsNormEps,
+        EosIds = EosId,
+        QuantizedActivations = QuantizedActivations,
+        FloatActivations = FloatActivations,
+    };
 
     private void Run(string path, IForwardWeights weights, TextTokenizer? tokenizer, int[] prompt, GenerationOptions options)
     {
@@ -226,17 +231,10 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
             throw new LlamaExportException(ErrorIds.ConflictingParameters, FailureKind.InvalidArgument,
                 "-Message and -Chat render the prompt with the chat template; -Prompt and -PromptIds give it directly.", path,
                 "Give the conversation with -Message (or -Chat), or a prompt with -Prompt, not both.");
-        using var prepared = GenerationJob.Prepare(new GenerationRequest
+        using var prepared = GenerationJob.Prepare(Request(path) with
         {
-            ModelFile = path,
-            SourcePath = ModelPath is null ? null : PathResolution.ToFileSystemPath(this, ModelPath),
-            RopeTheta = RopeTheta,
-            RmsNormEps = RmsNormEps,
             TokenizerPath = TokenizerPath is null ? null : PathResolution.ToFileSystemPath(this, TokenizerPath),
             WantsTokenizer = true,
-            EosIds = EosId,
-            QuantizedActivations = QuantizedActivations,
-            FloatActivations = FloatActivations,
         });
         foreach (var warning in prepared.Warnings) WriteWarning(warning);
         foreach (var note in prepared.Notes) WriteVerbose(note);
@@ -250,8 +248,11 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
         ulong seed = Seed != 0 ? Seed : (ulong)DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         using var session = new ChatSession(prepared.Weights, tokenizer, template, new ChatSessionOptions
         {
-            Positions = positions, Temperature = Temperature, TopP = TopP, Seed = seed, QuantizedActivations = prepared.QuantizedActivations, Threads = Threads,
-            StopIds = prepared.StopIds, Variables = TemplateVariable?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => ChatInput.ToPlain(e.Value)),
+            Generation = new GenerationOptions
+            {
+                Steps = positions, Temperature = Temperature, TopP = TopP, Seed = seed, QuantizedActivations = prepared.QuantizedActivations, Threads = Threads, StopIds = prepared.StopIds,
+            },
+            Variables = TemplateVariable?.Cast<DictionaryEntry>().ToDictionary(e => e.Key.ToString()!, e => ChatInput.ToPlain(e.Value)),
         });
         WriteVerbose($"Chat: {session.Positions} positions, a reply ends at {string.Join(", ", session.StopIds)}.");
         var messages = (Message ?? []).Select(m => ChatInput.ToPlain(m)).ToList();
