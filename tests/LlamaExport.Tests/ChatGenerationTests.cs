@@ -14,8 +14,9 @@ using Xunit;
 namespace LlamaExport.Tests;
 
 /// <summary>
-/// Chat on llama3-tiny with Llama 3's real template (the fixture's tokenizer_config.json): the text is nonsense (random
-/// weights), the turn structure, the KV cache carried between turns and the end-of-turn stop are what is tested.
+/// Chat on llama3-tiny with Llama 3's real template (Meta-Llama-3-8B-Instruct's, from tests/fixtures/chat, beside
+/// llama3-tiny's tokenizer.json, which has Llama 3's special tokens): the text is nonsense (random weights), the turn
+/// structure, the KV cache carried between turns and the end-of-turn stop are what is tested.
 /// </summary>
 public sealed class ChatGenerationTests : IClassFixture<ChatGenerationTests.TinyModel>
 {
@@ -28,9 +29,16 @@ public sealed class ChatGenerationTests : IClassFixture<ChatGenerationTests.Tiny
         {
             File = _temp["tiny_v2.bin"];
             GeneratedModelTests.Export(Llama3ModelTests.Tiny(), 2, File);
+            Directory.CreateDirectory(_temp["tokenizer"]);
+            Tokenizer = Path.Combine(_temp["tokenizer"], "tokenizer.json");
+            System.IO.File.Copy(Llama3ModelTests.Tiny("tokenizer.json"), Tokenizer);
+            System.IO.File.Copy(TestPaths.Fixture("chat", "templates", "llama3_1-package", "tokenizer_config.json"), Path.Combine(_temp["tokenizer"], "tokenizer_config.json"));
         }
 
         public string File { get; }
+
+        /// <summary>llama3-tiny's tokenizer.json with Llama 3 Instruct's tokenizer_config.json (its chat template, BOS and EOS) beside it.</summary>
+        public string Tokenizer { get; }
         public string Folder => Path.GetDirectoryName(File)!;
         public void Dispose() => _temp.Dispose();
     }
@@ -39,7 +47,7 @@ public sealed class ChatGenerationTests : IClassFixture<ChatGenerationTests.Tiny
 
     public ChatGenerationTests(TinyModel model) => _model = model;
 
-    private static string Tokenizer => Llama3ModelTests.Tiny("tokenizer.json");
+    private string Tokenizer => _model.Tokenizer;
 
     private static Dictionary<string, object?> Vars(params (string, object?)[] values) => values.ToDictionary(v => v.Item1, v => v.Item2);
 
