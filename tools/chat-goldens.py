@@ -3,7 +3,7 @@
 chat templates, and writes the expected renderings the .NET renderer is tested against.
 
     apt-get install python3-jinja2        # Debian 12: jinja2 3.1.2
-    python3 tools/chat-goldens.py         # rewrites tests/fixtures/chat/goldens.json and features-goldens.json
+    python3 tools/chat-goldens.py         # rewrites tests/fixtures/chat/*goldens.json
 
 The environment is transcribed from transformers' src/transformers/utils/chat_template_utils.py
 (_compile_jinja_template and render_jinja_template, v4.46 to v4.57; transformers itself is not installable here):
@@ -41,7 +41,7 @@ class AssistantTracker(Extension):
         return caller()
 
 
-def compile_template(source):
+def compile_template(source, trim_and_lstrip=True):
     def raise_exception(message):
         raise jinja2.exceptions.TemplateError(message)
 
@@ -51,11 +51,18 @@ def compile_template(source):
     def strftime_now(format):
         return NOW.strftime(format)
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[AssistantTracker, loopcontrols])
+    env = ImmutableSandboxedEnvironment(trim_blocks=trim_and_lstrip, lstrip_blocks=trim_and_lstrip,
+                                        extensions=[AssistantTracker, loopcontrols])
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now
     return env.from_string(source)
+
+
+USER = [{"role": "user", "content": "%s"}]
+SYSTEM_USER = [{"role": "system", "content": "%s"}, {"role": "user", "content": "%s"}]
+QWEN3C_PROMPTS = [(".template", USER, False), (".template.with-thinking", USER, True),
+                  (".template.with-system", SYSTEM_USER, False), (".template.with-system-and-thinking", SYSTEM_USER, True)]
 
 
 def special_tokens_map(config):
@@ -112,14 +119,33 @@ def main():
         json.dump(goldens, f, ensure_ascii=False, indent=1)
         f.write("\n")
 
+    # The small templates twice: in transformers' environment, and in jinja2's defaults as a plain jinja2.Template has
+    # them (no trim_blocks, lstrip_blocks, loop controls, {% generation %}, raise_exception, strftime_now; jinja2's own
+    # tojson), sandboxed as LlamaExport renders every template.
     features = json.load(open(os.path.join(ROOT, "features.json"), encoding="utf-8"))
     out = {"generator": goldens["generator"], "now": NOW.isoformat(), "renderings": []}
-    for case in features:
-        result = {"name": case["name"]}
-        result.update(outcome(lambda: compile_template(case["template"]).render(**case.get("context", {}))))
-        out["renderings"].append(result)
+    for syntax, trim in (("transformers", True), ("jinja2-defaults", False)):
+        for case in features:
+            result = {"name": case["name"], "syntax": syntax}
+            env = compile_template if trim else (lambda source: ImmutableSandboxedEnvironment().from_string(source))
+            result.update(outcome(lambda: env(case["template"]).render(**case.get("context", {}))))
+            out["renderings"].append(result)
     with open(os.path.join(ROOT, "features-goldens.json"), "w", encoding="utf-8") as f:
         json.dump(out, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+
+    # qwen3.c's export.py (build_prompts): jinja2.Template(chat_template) as it is, rendered with a user message "%s"
+    # (and a system one), add_generation_prompt=True and enable_thinking False/True, written as its four files.
+    prompts = {"generator": goldens["generator"], "renderings": []}
+    for name in templates:
+        config = json.load(open(os.path.join(ROOT, "templates", name, "tokenizer_config.json"), encoding="utf-8"))
+        for suffix, messages, thinking in QWEN3C_PROMPTS:
+            result = {"template": name, "file": suffix}
+            result.update(outcome(lambda: jinja2.Template(config["chat_template"]).render(
+                messages=messages, add_generation_prompt=True, enable_thinking=thinking)))
+            prompts["renderings"].append(result)
+    with open(os.path.join(ROOT, "qwen3c-prompts-goldens.json"), "w", encoding="utf-8") as f:
+        json.dump(prompts, f, ensure_ascii=False, indent=1)
         f.write("\n")
     errors = sum(1 for r in goldens["renderings"] + out["renderings"] if "error" in r)
     print(f"{len(goldens['renderings'])} conversation renderings, {len(out['renderings'])} feature renderings, {errors} of them errors")

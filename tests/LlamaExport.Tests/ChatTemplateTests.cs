@@ -21,10 +21,17 @@ public sealed class ChatTemplateTests
         return data;
     }
 
-    public static TheoryData<string> FeatureCases()
+    public static TheoryData<string, string> FeatureCases()
     {
-        var data = new TheoryData<string>();
-        foreach (var r in Goldens("features-goldens.json")) data.Add(r.GetProperty("name").GetString()!);
+        var data = new TheoryData<string, string>();
+        foreach (var r in Goldens("features-goldens.json")) data.Add(r.GetProperty("name").GetString()!, r.GetProperty("syntax").GetString()!);
+        return data;
+    }
+
+    public static TheoryData<string, string> Qwen3cPromptCases()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var r in Goldens("qwen3c-prompts-goldens.json")) data.Add(r.GetProperty("template").GetString()!, r.GetProperty("file").GetString()!);
         return data;
     }
 
@@ -69,15 +76,16 @@ public sealed class ChatTemplateTests
 
     [Theory]
     [MemberData(nameof(FeatureCases))]
-    public void Template_language_matches_jinja2(string name)
+    public void Template_language_matches_jinja2(string name, string syntaxName)
     {
-        var golden = Goldens("features-goldens.json").Single(r => r.GetProperty("name").GetString() == name);
+        var golden = Goldens("features-goldens.json").Single(r => r.GetProperty("name").GetString() == name && r.GetProperty("syntax").GetString() == syntaxName);
+        var environment = syntaxName == "transformers" ? JinjaEnvironment.Transformers : JinjaEnvironment.Jinja2Template;
         var feature = Case("features.json", "name", name);
         var context = new Dictionary<string, object?>();
         if (feature.TryGetProperty("context", out var c))
             foreach (var p in c.EnumerateObject()) context[p.Name] = ChatValues.ToPython(p.Value, p.Name);
         string template = feature.GetProperty("template").GetString()!;
-        string Render() => new JinjaRenderer(new JinjaLimits(), default) { Now = () => GoldenNow }.Render(JinjaParser.Parse(template), context);
+        string Render() => new JinjaRenderer(new JinjaLimits(), default, environment) { Now = () => GoldenNow }.Render(JinjaParser.Parse(template, environment), context);
         if (golden.TryGetProperty("text", out var text))
         {
             Assert.Equal(text.GetString(), Render());
@@ -96,6 +104,22 @@ public sealed class ChatTemplateTests
         };
         Assert.Equal(expected, e.Kind);
         if (kind == "raised" && expected == JinjaErrorKind.Raised) Assert.Equal(golden.GetProperty("message").GetString(), e.Message);
+    }
+
+    [Theory]
+    [MemberData(nameof(Qwen3cPromptCases))]
+    public void Qwen3c_prompt_files_render_as_its_exporter_does(string template, string file)
+    {
+        // qwen3.c's export.py renders its four .template files with a plain jinja2.Template: trim_blocks and
+        // lstrip_blocks off, no special tokens, a "%s" placeholder for each message.
+        var golden = Goldens("qwen3c-prompts-goldens.json").Single(r => r.GetProperty("template").GetString() == template && r.GetProperty("file").GetString() == file);
+        var source = ChatTemplateSource.Read(TestPaths.Fixture("chat", "templates", template));
+        PyDict Message(string role) { var d = new PyDict(); d.Set("role", role); d.Set("content", "%s"); return d; }
+        var messages = file.Contains("system", StringComparison.Ordinal) ? new PyList([Message("system"), Message("user")]) : new PyList([Message("user")]);
+        var context = new Dictionary<string, object?> { ["messages"] = messages, ["add_generation_prompt"] = true, ["enable_thinking"] = file.Contains("thinking", StringComparison.Ordinal) };
+        string Render() => new JinjaRenderer(new JinjaLimits(), default, JinjaEnvironment.Jinja2Template).Render(JinjaParser.Parse(source.Templates["default"], JinjaEnvironment.Jinja2Template), context);
+        if (golden.TryGetProperty("text", out var text)) Assert.Equal(text.GetString(), Render());
+        else Assert.Throws<JinjaException>(Render);
     }
 
     private static LlamaExportException RenderHostile(string template, JinjaLimits? limits = null)

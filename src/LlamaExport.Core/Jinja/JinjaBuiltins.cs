@@ -126,7 +126,7 @@ internal static class JinjaBuiltins
 
     // ---- globals ----
 
-    public static IEnumerable<KeyValuePair<string, object?>> Globals()
+    public static IEnumerable<KeyValuePair<string, object?>> Globals(JinjaEnvironment environment)
     {
         yield return new("range", new PyCallable("range", Range));
         yield return new("dict", new PyCallable("dict", (r, a) =>
@@ -151,6 +151,7 @@ internal static class JinjaBuiltins
             foreach (var (k, v) in a.Keywords) ns.Attributes.Set(k, v);
             return ns;
         }));
+        if (!environment.TransformersExtensions) yield break;
         yield return new("raise_exception", new PyCallable("raise_exception", (r, a) =>
             throw new JinjaException(JinjaErrorKind.Raised, Py.Str(a.Get(0, "message", "")))));
         yield return new("strftime_now", new PyCallable("strftime_now", (r, a) =>
@@ -680,6 +681,16 @@ internal static class JinjaBuiltins
 
     private static object? ToJson(JinjaRenderer r, object? v, CallArgs a)
     {
+        if (!r.Environment.TransformersExtensions)
+        {
+            // jinja2's own: htmlsafe_json_dumps, json.dumps(sort_keys=True) with <, >, & and ' escaped.
+            a.Expect("tojson", 1, "indent");
+            var plain = new StringBuilder();
+            var plainIndent = a.Get(0, "indent", null) switch { null => null, string s => s, var n => new string(' ', (int)Math.Clamp(Py.ToLong(n), 0, 1024)) };
+            new JsonDumper(r, plain, true, plainIndent, plainIndent is null ? ", " : ",", ": ", true).Write(v, 0);
+            return plain.Replace("<", "\\u003c").Replace(">", "\\u003e").Replace("&", "\\u0026").Replace("'", "\\u0027").ToString();
+        }
+
         a.Expect("tojson", 4, "ensure_ascii", "indent", "separators", "sort_keys");
         bool ensureAscii = Py.Truthy(a.Get(0, "ensure_ascii", false));
         var indentArg = a.Get(1, "indent", null);
@@ -792,7 +803,7 @@ internal static class JinjaBuiltins
                     case '\b': sb.Append("\\b"); break;
                     case '\f': sb.Append("\\f"); break;
                     default:
-                        if (c < 0x20 || ensureAscii && c > 0x7e) sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
+                        if (c < 0x20 || ensureAscii && c > 0x7f) sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
                         else sb.Append(c);
                         break;
                 }

@@ -5,6 +5,21 @@ namespace LlamaExport.Core.Jinja;
 
 internal enum TokenKind { Data, VariableBegin, VariableEnd, BlockBegin, BlockEnd, Name, String, Integer, Float, Operator, End }
 
+/// <summary>
+/// The jinja2 environment a template is rendered in. transformers' apply_chat_template: trim_blocks, lstrip_blocks,
+/// the loop controls and {% generation %}, its own tojson (no HTML escaping, ensure_ascii off), raise_exception and
+/// strftime_now. A plain <c>jinja2.Template(source)</c> (qwen3.c's export.py renders its .template files so): none
+/// of these, and jinja2's own tojson (sorted keys, ASCII, &lt;&gt;&amp;' escaped). Both are sandboxed here.
+/// </summary>
+public sealed record JinjaEnvironment(bool TrimBlocks, bool LstripBlocks, bool TransformersExtensions)
+{
+    /// <summary>transformers' apply_chat_template.</summary>
+    public static JinjaEnvironment Transformers { get; } = new(true, true, true);
+
+    /// <summary><c>jinja2.Template(source)</c>: jinja2's defaults.</summary>
+    public static JinjaEnvironment Jinja2Template { get; } = new(false, false, false);
+}
+
 internal readonly record struct Token(TokenKind Kind, string Text, int Line, object? Value = null)
 {
     public bool Is(TokenKind kind, string text) => Kind == kind && Text == text;
@@ -24,21 +39,23 @@ internal sealed class JinjaLexer
         ["//", "**", "==", "!=", "<=", ">=", "+", "-", "/", "*", "%", "~", "[", "]", "(", ")", "{", "}", "<", ">", "=", ".", ":", "|", ",", ";"];
 
     private readonly string _s;
+    private readonly JinjaEnvironment _environment;
     private readonly List<Token> _tokens = [];
     private int _pos;
     private int _line = 1;
     private bool _lineStarting = true;
 
-    private JinjaLexer(string source)
+    private JinjaLexer(string source, JinjaEnvironment environment)
     {
+        _environment = environment;
         var s = source.Replace("\r\n", "\n").Replace('\r', '\n');
         if (s.EndsWith('\n')) s = s[..^1];
         _s = s;
     }
 
-    public static List<Token> Tokenize(string source)
+    public static List<Token> Tokenize(string source, JinjaEnvironment? environment = null)
     {
-        var lexer = new JinjaLexer(source);
+        var lexer = new JinjaLexer(source, environment ?? JinjaEnvironment.Transformers);
         lexer.Run();
         return lexer._tokens;
     }
@@ -64,7 +81,7 @@ internal sealed class JinjaLexer
             {
                 text = Py.Strip(text, null, left: false, right: true);
             }
-            else if (sign != '+' && kind != '{')
+            else if (sign != '+' && kind != '{' && _environment.LstripBlocks)
             {
                 int lpos = text.LastIndexOf('\n') + 1;
                 if ((lpos > 0 || _lineStarting) && text.AsSpan(lpos).IndexOfAnyExcept(' ', '\t') < 0) text = text[..lpos];
@@ -158,7 +175,7 @@ internal sealed class JinjaLexer
             while (i < _s.Length && Py.IsSpace(_s[i])) i++;
             string text = _s[_pos..tag];
             if (sign == '-') text = Py.Strip(text, null, false, true);
-            else if (sign != '+')
+            else if (sign != '+' && _environment.LstripBlocks)
             {
                 int lpos = text.LastIndexOf('\n') + 1;
                 if ((lpos > 0 || _lineStarting) && text.AsSpan(lpos).IndexOfAnyExcept(' ', '\t') < 0) text = text[..lpos];
@@ -185,7 +202,7 @@ internal sealed class JinjaLexer
     // trim_blocks: one newline right after a block or comment tag goes.
     private void TrimBlock()
     {
-        if (_pos < _s.Length && _s[_pos] == '\n')
+        if (_environment.TrimBlocks && _pos < _s.Length && _s[_pos] == '\n')
         {
             _pos++;
             _line++;

@@ -13,12 +13,14 @@ internal sealed class JinjaParser
     private readonly List<Token> _tokens;
     private int _i;
     private int _depth;
+    private bool _extensions = true; // transformers' loop controls and {% generation %}
 
     private JinjaParser(List<Token> tokens) => _tokens = tokens;
 
-    public static Stmt[] Parse(string source)
+    public static Stmt[] Parse(string source, JinjaEnvironment? environment = null)
     {
-        var parser = new JinjaParser(JinjaLexer.Tokenize(source));
+        environment ??= JinjaEnvironment.Transformers;
+        var parser = new JinjaParser(JinjaLexer.Tokenize(source, environment)) { _extensions = environment.TransformersExtensions };
         var body = parser.Statements([]);
         if (parser.Current.Kind != TokenKind.End) throw parser.Error($"unexpected '{parser.Current.Text}'");
         return body;
@@ -106,7 +108,7 @@ internal sealed class JinjaParser
             case "call": return CallBlock(t.Line);
             case "filter": return FilterBlock(t.Line);
             case "with": return With(t.Line);
-            case "break" or "continue":
+            case "break" or "continue" when _extensions:
                 ExpectBlockEnd();
                 return new LoopControlStmt(t.Line, t.Text == "break");
             case "print":
@@ -116,7 +118,7 @@ internal sealed class JinjaParser
                 return new OutputExpr(t.Line, e);
             }
 
-            case "generation": // transformers' AssistantTracker: renders its body (it only marks assistant text for masks)
+            case "generation" when _extensions: // transformers' AssistantTracker: renders its body (it only marks assistant text for masks)
                 ExpectBlockEnd();
                 return EndWith(new ScopeStmt(t.Line, Statements(["endgeneration"])), "endgeneration");
             case "block":

@@ -67,13 +67,17 @@ internal sealed class JinjaRenderer
     private int _callDepth;
     private int _line;
 
-    public JinjaRenderer(JinjaLimits limits, CancellationToken cancel)
+    public JinjaRenderer(JinjaLimits limits, CancellationToken cancel, JinjaEnvironment? environment = null)
     {
         _limits = limits;
         _cancel = cancel;
+        Environment = environment ?? JinjaEnvironment.Transformers;
     }
 
     public JinjaLimits Limits => _limits;
+
+    /// <summary>The environment's globals and tojson (the lexer's settings were applied when the template was parsed).</summary>
+    public JinjaEnvironment Environment { get; }
 
     /// <summary>The clock strftime_now reads; transformers uses the local time.</summary>
     public Func<DateTime> Now { get; init; } = () => DateTime.Now;
@@ -81,7 +85,7 @@ internal sealed class JinjaRenderer
     public string Render(Stmt[] template, IReadOnlyDictionary<string, object?> context)
     {
         var globals = new Scope(null);
-        foreach (var (name, value) in JinjaBuiltins.Globals()) globals.Vars[name] = value;
+        foreach (var (name, value) in JinjaBuiltins.Globals(Environment)) globals.Vars[name] = value;
         foreach (var (name, value) in context) globals.Vars[name] = value;
         var root = new Scope(globals);
         var output = new StringBuilder();
