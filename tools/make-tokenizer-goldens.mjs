@@ -47,6 +47,8 @@ const code = [
 ];
 const specials3 = ['<|begin_of_text|>', '<|end_of_text|>', '<|eot_id|>', '<|start_header_id|>', '<|end_header_id|>', '<|reserved_special_token_5|>'];
 const specials2 = ['<s>', '</s>', '<unk>'];
+// Qwen3: special tokens and added tokens that are not special (<think>, <tool_call>), all matched in the text.
+const specialsQwen = ['<|endoftext|>', '<|im_start|>', '<|im_end|>', '<think>', '</think>', '<tool_call>', '</tool_response>', '<|vision_pad|>'];
 const spaces = [' ', '  ', '   ', '\t', '\n', '\n\n', '\r\n', ' \n ', '\t \t', '      ', '\u3000', '\u2003'];
 // Assigned code points from many blocks, BMP and beyond (letters and digits outside the BMP included).
 const ranges = [
@@ -79,11 +81,11 @@ function corpus(specials) {
   return lines;
 }
 
-function make(name, folder, specials) {
+function make(name, folder, specials, extra = []) {
   const json = JSON.parse(fs.readFileSync(path.join(repo, 'tests/fixtures', folder, 'tokenizer.json'), 'utf8'));
   const config = JSON.parse(fs.readFileSync(path.join(repo, 'tests/fixtures', folder, 'tokenizer_config.json'), 'utf8'));
   const tokenizer = new PreTrainedTokenizer(json, config);
-  const lines = corpus(specials);
+  const lines = [...corpus(specials), ...extra];
   const cases = lines.map((text) => ({ text, ids: Array.from(tokenizer.encode(text, { add_special_tokens: false })) }));
   const out = {
     about: `ids from HuggingFace's tokenizer for tests/fixtures/${folder}/tokenizer.json, computed by transformers.js ${version} ` +
@@ -98,3 +100,10 @@ function make(name, folder, specials) {
 
 make('llama3', 'llama3-tokenizer', specials3);
 make('mistral', 'llama2-tokenizer', specials2);
+// Made last, so that the two above keep their corpus (one seeded stream). Qwen's tokenizer normalizes to NFC first:
+// decomposed and composed forms, and a chat turn as its template writes one.
+make('qwen3', 'qwen3-tokenizer', specialsQwen, [
+  'e\u0301 vs \u00e9', 'A\u030a \u212b \u00c5', '\u1100\u1161\u11a8 \uac01', 'Cafe\u0301 na\u0308ive', '\u0915\u093c \u0958', 'ﬁ ﬂ ① ＡＢＣ',
+  '<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n4<|im_end|>',
+  'Digits split one by one: 1234567890 and 3.14159 and ١٢٣',
+]);

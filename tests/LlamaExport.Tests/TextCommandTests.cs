@@ -113,6 +113,22 @@ public class TextCommandTests
     }
 
     [Fact]
+    public void Qwen3s_tokenizer_through_the_cmdlets_equals_HuggingFace_on_the_whole_corpus()
+    {
+        var cases = EncoderAgreementTests.Golden("qwen3");
+        var lines = cases.Select(c => c.Text).ToArray();
+        using var ps = new HostedPowerShell();
+        var (output, pipeline) = ps.Run("$lines | ConvertTo-LlamaTokenId -TokenizerPath $t", Vars(("lines", lines), ("t", TestPaths.Fixture("qwen3-tokenizer", "tokenizer.json"))));
+        Assert.False(pipeline.HadErrors, string.Join("; ", pipeline.Streams.Error));
+        var encoded = output.Select(o => (TokenizedText)o.BaseObject).ToList();
+        Assert.Equal(cases.Count, encoded.Count);
+        for (int i = 0; i < cases.Count; i++) Assert.True(cases[i].Ids.SequenceEqual(encoded[i].Ids), $"line {i}: {cases[i].Text}");
+        var (decoded, p2) = ps.Run("$objects | ConvertFrom-LlamaTokenId -TokenizerPath $t", Vars(("objects", encoded.ToArray()), ("t", TestPaths.Fixture("qwen3-tokenizer", "tokenizer.json"))));
+        Assert.False(p2.HadErrors, string.Join("; ", p2.Streams.Error));
+        Assert.Equal(lines.Select(l => l.Normalize(System.Text.NormalizationForm.FormC)), decoded.Select(o => (string)o.BaseObject));
+    }
+
+    [Fact]
     public void ConvertFrom_LlamaTokenId_turns_ids_back_into_text_per_object_or_gathered_from_the_pipeline()
     {
         using var ps = new HostedPowerShell();

@@ -14,6 +14,10 @@ public static class ByteLevel
     public const string Llama3Pattern =
         @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+    /// <summary>Qwen2's (Qwen2.5, Qwen3): Meta's with single digits (\p{N} where Meta has \p{N}{1,3}).</summary>
+    public const string Qwen2Pattern =
+        @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
     private static readonly char[] ByteToChar = BuildByteToChar();
     private static readonly Dictionary<char, byte> CharToByte = Enumerable.Range(0, 256).ToDictionary(b => ByteToChar[b], b => (byte)b);
 
@@ -47,8 +51,14 @@ public static class ByteLevel
         return bytes;
     }
 
-    /// <summary>Whether a tokenizer.json pre_tokenizer is Meta's (a Split on <see cref="Llama3Pattern"/>, then ByteLevel).</summary>
-    public static bool IsLlama3PreTokenizer(JsonElement preTokenizer)
+    /// <summary>
+    /// How many digits one piece may hold under a tokenizer.json pre_tokenizer: 3 for Meta's (a Split on
+    /// <see cref="Llama3Pattern"/>, then ByteLevel), 1 for Qwen2's (<see cref="Qwen2Pattern"/>), 0 for any other.
+    /// </summary>
+    public static int DigitRunOf(JsonElement preTokenizer) =>
+        HasPattern(preTokenizer, Llama3Pattern) ? 3 : HasPattern(preTokenizer, Qwen2Pattern) ? 1 : 0;
+
+    private static bool HasPattern(JsonElement preTokenizer, string pattern)
     {
         var stack = new Stack<(JsonElement Element, int Depth)>();
         stack.Push((preTokenizer, 0));
@@ -60,7 +70,7 @@ public static class ByteLevel
             {
                 foreach (var property in element.EnumerateObject())
                 {
-                    if (property.Name == "Regex" && property.Value.ValueKind == JsonValueKind.String && property.Value.GetString() == Llama3Pattern) return true;
+                    if (property.Name == "Regex" && property.Value.ValueKind == JsonValueKind.String && property.Value.GetString() == pattern) return true;
                     stack.Push((property.Value, depth + 1));
                 }
             }
@@ -74,23 +84,24 @@ public static class ByteLevel
     }
 
     /// <summary>
-    /// Splits text the way <see cref="Llama3Pattern"/> does, alternative by alternative, over code points. It is
+    /// Splits text the way <see cref="Llama3Pattern"/> does (or <see cref="Qwen2Pattern"/>, with
+    /// <paramref name="digitRun"/> 1), alternative by alternative, over code points. It is
     /// written out rather than run through System.Text.RegularExpressions because .NET's regex classifies UTF-16
     /// units: a letter or digit outside the BMP (𝐀, 𠀀, 𝟘) would be two surrogates, neither \p{L} nor \p{N}, where
     /// HuggingFace's Rust regex sees one letter. \s is Unicode's White_Space, as in Rust's regex.
     /// </summary>
-    public static IEnumerable<(int Start, int Length)> SplitLlama3(string text)
+    public static IEnumerable<(int Start, int Length)> SplitLlama3(string text, int digitRun = 3)
     {
         int i = 0;
         while (i < text.Length)
         {
-            int length = Match(text, i);
+            int length = Match(text, i, digitRun);
             yield return (i, length);
             i += length;
         }
     }
 
-    private static int Match(string s, int i)
+    private static int Match(string s, int i, int digitRun)
     {
         // 1. (?i:'s|'t|'re|'ve|'m|'ll|'d)
         if (s[i] == '\'' && i + 1 < s.Length)
@@ -110,11 +121,11 @@ public static class ByteLevel
         }
         else return RunOf(s, i, IsLetter);
 
-        // 3. \p{N}{1,3}
+        // 3. \p{N}{1,3} (Qwen2: \p{N})
         if (IsNumber(c))
         {
             int end = i, count = 0;
-            while (end < s.Length && count < 3)
+            while (end < s.Length && count < digitRun)
             {
                 var (d, w) = At(s, end);
                 if (!IsNumber(d)) break;

@@ -104,14 +104,22 @@ public static class HuggingFaceTokenizerReader
     }
 
     /// <summary>
-    /// Llama 3's byte-level BPE: the vocabulary's GPT-2 byte-to-unicode strings become raw bytes, in id (= rank)
-    /// order; added tokens are written as their text. Only Meta's pre-tokenizer (the Llama 3 regex, then ByteLevel)
-    /// is accepted, since that is what the encoder implements.
+    /// Llama 3's and Qwen's byte-level BPE: the vocabulary's GPT-2 byte-to-unicode strings become raw bytes, in id (=
+    /// rank) order; added tokens are written as their text. Only Meta's and Qwen2's pre-tokenizers (their regex, then
+    /// ByteLevel) and no normalizer or NFC are accepted, since that is what the encoder implements.
     /// </summary>
     private static LlamaTokenizer ReadByteLevel(JsonElement root, JsonElement model, string path)
     {
-        if (!root.TryGetProperty("pre_tokenizer", out var pre) || !ByteLevel.IsLlama3PreTokenizer(pre))
-            throw Unsupported(path, "it is a byte-level BPE whose pre-tokenizer is not Llama 3's (GPT-2 and other byte-level tokenizers split text differently)");
+        int digitRun = root.TryGetProperty("pre_tokenizer", out var pre) ? ByteLevel.DigitRunOf(pre) : 0;
+        if (digitRun == 0)
+            throw Unsupported(path, "it is a byte-level BPE whose pre-tokenizer is neither Llama 3's nor Qwen2's (GPT-2 and other byte-level tokenizers split text differently)");
+        bool nfc = false;
+        if (root.TryGetProperty("normalizer", out var normalizer) && normalizer.ValueKind != JsonValueKind.Null)
+        {
+            nfc = normalizer.ValueKind == JsonValueKind.Object && normalizer.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String && type.GetString() == "NFC";
+            if (!nfc) throw Unsupported(path, $"its normalizer {normalizer.GetRawText()} is not one the encoder implements (none, or NFC)");
+        }
+
         if (!model.TryGetProperty("vocab", out var vocab) || vocab.ValueKind != JsonValueKind.Object)
             throw TokenizerFiles.Invalid(path, "model.vocab is not an object");
         int count = 0;
@@ -140,7 +148,12 @@ public static class HuggingFaceTokenizerReader
         var ids = specials.Select(s => s.Item1).ToList();
         if (ids.Distinct().Count() != ids.Count || (ids.Count > 0 && ids.Max() != count + ids.Count - 1))
             throw TokenizerFiles.Invalid(path, $"its added tokens do not number {count}..{count + ids.Count - 1} without gaps");
-        return LlamaTokenizer.FromByteLevel(regular, specials, TokenizerSourceKind.HuggingFaceJson, path);
+        var tokenizer = LlamaTokenizer.FromByteLevel(regular, specials, TokenizerSourceKind.HuggingFaceJson, path);
+        return new LlamaTokenizer
+        {
+            Tokens = tokenizer.Tokens, Scores = tokenizer.Scores, BosId = tokenizer.BosId, EosIds = tokenizer.EosIds, UnkId = tokenizer.UnkId, Style = tokenizer.Style,
+            Kind = tokenizer.Kind, SourcePath = tokenizer.SourcePath, SpecialTokens = tokenizer.SpecialTokens, DigitRun = digitRun, NormalizeNfc = nfc,
+        };
     }
 
     private static string Join(string merge, string path, int rank)

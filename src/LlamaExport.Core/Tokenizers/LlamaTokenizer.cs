@@ -58,6 +58,12 @@ public sealed class LlamaTokenizer
     /// <summary>Special tokens by the text that stands for them in a prompt (&lt;|eot_id|&gt;, &lt;s&gt;), as HuggingFace recognises them.</summary>
     public required IReadOnlyDictionary<string, int> SpecialTokens { get; init; }
 
+    /// <summary>Byte-level: how many digits a pre-tokenized piece may hold (Meta's 3, Qwen2's 1).</summary>
+    public int DigitRun { get; init; } = 3;
+
+    /// <summary>Byte-level: text is put in Unicode NFC before it is split (tokenizer.json's NFC normalizer, as Qwen's has).</summary>
+    public bool NormalizeNfc { get; init; }
+
     public int EosId => EosIds[0];
     public int VocabSize => Tokens.Count;
 
@@ -99,7 +105,8 @@ public sealed class LlamaTokenizer
         for (int i = 0; i < count; i++) tokens[i] ??= [];
         int Find(string text, int fallback) => byText.TryGetValue(text, out var id) ? id : fallback;
         int bos = Find("<|begin_of_text|>", -1);
-        var eos = new[] { Find("<|end_of_text|>", -1), Find("<|eot_id|>", -1) }.Where(i => i >= 0).Distinct().ToList();
+        // Llama 3's end of text and end of turn; Qwen's end of turn and end of text (its generation_config's order).
+        var eos = new[] { Find("<|end_of_text|>", -1), Find("<|eot_id|>", -1), Find("<|im_end|>", -1), Find("<|endoftext|>", -1) }.Where(i => i >= 0).Distinct().ToList();
         return new LlamaTokenizer
         {
             Tokens = tokens, Scores = [.. Enumerable.Range(0, count).Select(i => (float)i)], BosId = bos, EosIds = eos.Count > 0 ? eos : [-1],

@@ -84,13 +84,27 @@ public sealed class TextTokenizer
         return _vocabulary.Style == TokenizerStyle.SentencePiece && text.StartsWith(' ') ? text[1..] : text;
     }
 
+    // Unicode NFC; a string with a lone surrogate (which no UTF-8 text has) is left as it is.
+    private static string Nfc(string text)
+    {
+        try
+        {
+            return text.Normalize(NormalizationForm.FormC);
+        }
+        catch (ArgumentException)
+        {
+            return text;
+        }
+    }
+
     private void EncodeOrdinary(ReadOnlySpan<char> segment, List<int> ids)
     {
         if (segment.IsEmpty) return;
         if (_vocabulary.Style == TokenizerStyle.ByteLevel)
         {
             var text = segment.ToString();
-            foreach (var (start, length) in ByteLevel.SplitLlama3(text))
+            if (_vocabulary.NormalizeNfc) text = Nfc(text);
+            foreach (var (start, length) in ByteLevel.SplitLlama3(text, _vocabulary.DigitRun))
                 BytePairEncode(Encoding.UTF8.GetBytes(text, start, length), ids);
             return;
         }
