@@ -410,7 +410,10 @@ public class DistributedLlamaExportTests
     }
 
     /// <summary>A tokenizer.json's vocabulary as llama.cpp's converter stores it in a GGUF: the strings unchanged, added tokens as control tokens.</summary>
-    internal static void WriteByteLevelGguf(string path, string tokenizerJson, params (string Key, object Value)[] metadata)
+    internal static void WriteByteLevelGguf(string path, string tokenizerJson, params (string Key, object Value)[] metadata) =>
+        WriteByteLevelGguf(path, tokenizerJson, "llama-bpe", metadata);
+
+    internal static void WriteByteLevelGguf(string path, string tokenizerJson, string pre, params (string Key, object Value)[] metadata)
     {
         using var json = JsonDocument.Parse(File.ReadAllBytes(tokenizerJson));
         var root = json.RootElement;
@@ -419,7 +422,7 @@ public class DistributedLlamaExportTests
             .ToDictionary(e => e.Id);
         GgufWriter.Write(path,
         [
-            ("general.architecture", "llama"), ("tokenizer.ggml.model", "gpt2"), ("tokenizer.ggml.pre", "llama-bpe"),
+            ("general.architecture", "llama"), ("tokenizer.ggml.model", "gpt2"), ("tokenizer.ggml.pre", pre),
             ("tokenizer.ggml.tokens", Enumerable.Range(0, entries.Count).Select(i => entries[i].Text).ToArray()),
             ("tokenizer.ggml.token_type", Enumerable.Range(0, entries.Count).Select(i => entries[i].Type).ToArray()),
             .. metadata,

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using LlamaExport.Core.Errors;
 using LlamaExport.Core.Tokenizers;
 using Xunit;
 using Xunit.Abstractions;
@@ -50,6 +51,25 @@ public class EncoderAgreementTests(ITestOutputHelper output)
         Assert.Equal([151645, 151643], tokenizer.EosIds); // <|im_end|>, <|endoftext|>: generation_config's order
         Assert.Equal(-1, tokenizer.BosId); // Qwen has no BOS
         Agree("qwen3", tokenizer, "tokenizer.json");
+        // llama2.c's tokenizer.bin cannot say "single digits, NFC": refused rather than written to encode differently.
+        using var temp = new TempFolder();
+        var refused = Assert.Throws<LlamaExportException>(() => TokenizerExport.Write(tokenizer, temp["tokenizer.bin"], force: false));
+        Assert.Equal(ErrorIds.TokenizerUnsupported, refused.ErrorId);
+        Assert.False(File.Exists(temp["tokenizer.bin"]));
+    }
+
+    [Fact]
+    public void Qwen3_from_a_GGUF_vocabulary_agrees_with_huggingface()
+    {
+        // llama.cpp's converter stores tokenizer.json's strings with the 'qwen2' pre-tokenizer name; the encoder splits
+        // and normalizes as HuggingFace does with the tokenizer.json.
+        using var temp = new TempFolder();
+        DistributedLlamaExportTests.WriteByteLevelGguf(temp["qwen3.gguf"], TestPaths.Fixture("qwen3-tokenizer", "tokenizer.json"), "qwen2",
+            ("tokenizer.ggml.eos_token_id", 151645u));
+        var tokenizer = GgufTokenizerReader.Read(temp["qwen3.gguf"]);
+        Assert.Equal(1, tokenizer.DigitRun);
+        Assert.True(tokenizer.NormalizeNfc);
+        Agree("qwen3", tokenizer, "a GGUF");
     }
 
     [Fact]

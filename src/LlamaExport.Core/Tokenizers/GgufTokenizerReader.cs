@@ -80,10 +80,12 @@ public static class GgufTokenizerReader
             case "gpt2":
             {
                 var pre = header.GetString("tokenizer.ggml.pre");
-                if (pre is not ("llama-bpe" or "llama3"))
+                // Llama 3's split, or Qwen2's (single digits), which HuggingFace runs after an NFC normalizer.
+                bool qwen = pre == "qwen2";
+                if (pre is not ("llama-bpe" or "llama3" or "qwen2"))
                     throw new LlamaExportException(ErrorIds.TokenizerUnsupported, FailureKind.NotSupported,
-                        $"'{first}' embeds a byte-level BPE tokenizer with the '{pre ?? "(unnamed)"}' pre-tokenizer; only Llama 3's ('llama-bpe') is supported, since that is the split the Llama 3 runtimes implement.",
-                        first, "Use a Llama 3 GGUF, or export this model's tokenizer from its tokenizer.json.");
+                        $"'{first}' embeds a byte-level BPE tokenizer with the '{pre ?? "(unnamed)"}' pre-tokenizer; Llama 3's ('llama-bpe') and Qwen2's ('qwen2') are supported, since those are the splits the encoder implements.",
+                        first, "Use a Llama 3 or Qwen GGUF, or export this model's tokenizer from its tokenizer.json.");
                 int regularCount = 0;
                 while (regularCount < tokens.Length && !vocabulary.IsSpecial(regularCount)) regularCount++;
                 var regular = new byte[regularCount][];
@@ -97,7 +99,7 @@ public static class GgufTokenizerReader
                     specials.Add((i, tokens[i]));
                 }
 
-                return LlamaTokenizer.FromByteLevel(regular, specials, TokenizerSourceKind.Gguf, first);
+                return LlamaTokenizer.FromByteLevel(regular, specials, TokenizerSourceKind.Gguf, first, qwen ? 1 : 3, normalizeNfc: qwen);
             }
 
             default:

@@ -148,12 +148,7 @@ public static class HuggingFaceTokenizerReader
         var ids = specials.Select(s => s.Item1).ToList();
         if (ids.Distinct().Count() != ids.Count || (ids.Count > 0 && ids.Max() != count + ids.Count - 1))
             throw TokenizerFiles.Invalid(path, $"its added tokens do not number {count}..{count + ids.Count - 1} without gaps");
-        var tokenizer = LlamaTokenizer.FromByteLevel(regular, specials, TokenizerSourceKind.HuggingFaceJson, path);
-        return new LlamaTokenizer
-        {
-            Tokens = tokenizer.Tokens, Scores = tokenizer.Scores, BosId = tokenizer.BosId, EosIds = tokenizer.EosIds, UnkId = tokenizer.UnkId, Style = tokenizer.Style,
-            Kind = tokenizer.Kind, SourcePath = tokenizer.SourcePath, SpecialTokens = tokenizer.SpecialTokens, DigitRun = digitRun, NormalizeNfc = nfc,
-        };
+        return LlamaTokenizer.FromByteLevel(regular, specials, TokenizerSourceKind.HuggingFaceJson, path, digitRun, nfc);
     }
 
     private static string Join(string merge, string path, int rank)

@@ -90,7 +90,8 @@ public sealed class LlamaTokenizer
     /// A byte-level (Llama 3) vocabulary: regular tokens' raw bytes by rank, then the special tokens as text. Scores
     /// are the ids, as the forks' tokenizer.py writes them.
     /// </summary>
-    public static LlamaTokenizer FromByteLevel(IReadOnlyList<byte[]> regular, IReadOnlyList<(int Id, string Text)> specials, TokenizerSourceKind kind, string path)
+    public static LlamaTokenizer FromByteLevel(IReadOnlyList<byte[]> regular, IReadOnlyList<(int Id, string Text)> specials, TokenizerSourceKind kind, string path,
+        int digitRun = 3, bool normalizeNfc = false)
     {
         int count = Math.Max(regular.Count, specials.Count == 0 ? 0 : specials.Max(s => s.Id) + 1);
         var tokens = new byte[count][];
@@ -110,7 +111,7 @@ public sealed class LlamaTokenizer
         return new LlamaTokenizer
         {
             Tokens = tokens, Scores = [.. Enumerable.Range(0, count).Select(i => (float)i)], BosId = bos, EosIds = eos.Count > 0 ? eos : [-1],
-            UnkId = -1, Style = TokenizerStyle.ByteLevel, Kind = kind, SourcePath = path, SpecialTokens = byText,
+            UnkId = -1, Style = TokenizerStyle.ByteLevel, Kind = kind, SourcePath = path, SpecialTokens = byText, DigitRun = digitRun, NormalizeNfc = normalizeNfc,
         };
     }
 

@@ -28,6 +28,12 @@ public static class TokenizerExport
     /// <param name="sources">The files the export read, which the output may not be; by default the tokenizer's own file.</param>
     public static TokenizerExportResult Write(LlamaTokenizer tokenizer, string outputPath, bool force, ProtectedFiles? sources = null)
     {
+        // A tokenizer.bin is read back as Llama 3's split (three digits, no normalization): Qwen's would then encode
+        // differently from its tokenizer.json, and no llama2.c program runs a Qwen model.
+        if (tokenizer.Style == TokenizerStyle.ByteLevel && (tokenizer.DigitRun != 3 || tokenizer.NormalizeNfc))
+            throw new LlamaExportException(ErrorIds.TokenizerUnsupported, FailureKind.NotSupported,
+                $"'{tokenizer.SourcePath}' is a Qwen tokenizer (single digits, NFC), which llama2.c's tokenizer.bin cannot describe: read back, it would encode differently from HuggingFace, and no llama2.c program runs Qwen models.",
+                tokenizer.SourcePath, "Use the tokenizer.json itself with ConvertTo-LlamaTokenId and Invoke-LlamaModel -TokenizerPath.");
         var bytes = tokenizer.ToTokenizerBin();
         WriteFile(bytes, outputPath, force, sources ?? ProtectedFiles.Of($"the tokenizer '{tokenizer.SourcePath}'", [tokenizer.SourcePath]));
 
