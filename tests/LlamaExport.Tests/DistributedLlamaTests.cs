@@ -493,6 +493,34 @@ public class DistributedLlamaExportTests
     }
 
     [Fact]
+    public void Qwen3s_tokenizer_gives_the_t_convert_tokenizer_hf_writes_from_its_folder_and_from_a_GGUF()
+    {
+        // Qwen3's real tokenizer with Qwen3-0.6B's ids: byte-level, no BOS added (add_bos 0), <|im_end|> as EOS, its
+        // chat template (which dllama's chat mode recognises by <|im_start|>).
+        using var temp = new TempFolder();
+        Directory.CreateDirectory(temp["qwen3"]);
+        foreach (var name in new[] { "tokenizer.json", "tokenizer_config.json" })
+            File.Copy(TestPaths.Fixture("qwen3-tokenizer", name), Path.Combine(temp["qwen3"], name));
+        File.WriteAllText(Path.Combine(temp["qwen3"], "config.json"), """{"bos_token_id": 151643, "eos_token_id": 151645}""");
+        var contents = DllamaTokenizerFile.Read(temp["qwen3"]);
+        Assert.False(contents.AddBos);
+        Assert.Equal([151645], contents.EosIds);
+        Assert.Null(DllamaTokenizerFile.ChatTemplateAdvice(contents));
+        var golden = Golden("dllama_tokenizer_qwen3.t");
+        Assert.Equal(golden.Sha256, Convert.ToHexStringLower(SHA256.HashData(DllamaTokenizerFile.Build(contents))));
+
+        // The same vocabulary and template in a GGUF, as llama.cpp's converter stores a Qwen3 model's.
+        WriteByteLevelGguf(temp["qwen3.gguf"], TestPaths.Fixture("qwen3-tokenizer", "tokenizer.json"), "qwen2",
+            ("tokenizer.ggml.bos_token_id", 151643u), ("tokenizer.ggml.eos_token_id", 151645u), ("tokenizer.ggml.add_bos_token", false),
+            ("tokenizer.chat_template", ChatTemplateOf(TestPaths.Fixture("qwen3-tokenizer", "tokenizer_config.json"))));
+        var fromGguf = DllamaTokenizerFile.ReadGguf(temp["qwen3.gguf"]);
+        Assert.Equal(contents.Tokens.Select(Convert.ToHexString), fromGguf.Tokens.Select(Convert.ToHexString));
+        Assert.Equal(contents.ChatTemplate, fromGguf.ChatTemplate);
+        Assert.Equal(151643, fromGguf.BosId);
+        Assert.Contains(151645, fromGguf.EosIds);
+    }
+
+    [Fact]
     public void Metas_tiktoken_file_gives_the_t_of_the_same_tokenizer_s_HF_folder_less_the_template_it_lacks()
     {
         using var temp = new TempFolder();
