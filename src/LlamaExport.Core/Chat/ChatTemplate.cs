@@ -248,7 +248,26 @@ public static class ChatPrompt
         }
     }
 
-    private static Stmt[] Compile(string template, string path)
+    /// <summary>
+    /// A template rendered in <paramref name="environment"/> with exactly <paramref name="variables"/> (no special
+    /// tokens, tools or documents added): what qwen3.c's exporter does with a plain jinja2.Template.
+    /// </summary>
+    public static string RenderTemplate(string template, string path, JinjaEnvironment environment, IReadOnlyDictionary<string, object?> variables,
+        JinjaLimits? limits = null, CancellationToken cancel = default)
+    {
+        var compiled = Compile(template, path, environment);
+        var context = variables.ToDictionary(kv => kv.Key, kv => ChatValues.ToPython(kv.Value, kv.Key));
+        try
+        {
+            return new JinjaRenderer(limits ?? new JinjaLimits(), cancel, environment).Render(compiled, context);
+        }
+        catch (JinjaException e)
+        {
+            throw Failure(e, path);
+        }
+    }
+
+    private static Stmt[] Compile(string template, string path, JinjaEnvironment? environment = null)
     {
         if (template.Length > ChatTemplateSource.MaxTemplateBytes)
             throw new LlamaExportException(ErrorIds.ChatTemplateInvalid, FailureKind.InvalidData,
@@ -256,7 +275,7 @@ public static class ChatPrompt
                 "Use the template of the model's own repository.");
         try
         {
-            return JinjaParser.Parse(template);
+            return JinjaParser.Parse(template, environment);
         }
         catch (JinjaException e)
         {

@@ -21,4 +21,7 @@ public enum OutputTarget
 
     /// <summary>b4rtaz/distributed-llama's .m model and .t tokenizer, read by dllama on one or several nodes.</summary>
     DistributedLlama,
+
+    /// <summary>adriancable/qwen3.c's .bin model, .bin.tokenizer and .bin.template* prompt files, read by its runq.c (Qwen3 models only).</summary>
+    Qwen3c,
 }

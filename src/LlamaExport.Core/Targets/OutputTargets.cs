@@ -3,6 +3,7 @@ using LlamaExport.Core.Export;
 using LlamaExport.Core.Kernels;
 using LlamaExport.Core.Llama2c;
 using LlamaExport.Core.Model;
+using LlamaExport.Core.Qwen3c;
 using LlamaExport.Core.Tokenizers;
 
 namespace LlamaExport.Core.Targets;
@@ -80,7 +81,7 @@ public interface IOutputTarget
 /// <summary>The formats this module writes.</summary>
 public static class OutputTargets
 {
-    public static IReadOnlyList<IOutputTarget> All { get; } = [new Llama2cTarget(), new DistributedLlamaTarget()];
+    public static IReadOnlyList<IOutputTarget> All { get; } = [new Llama2cTarget(), new DistributedLlamaTarget(), new Qwen3cTarget()];
 
     public static IOutputTarget Of(OutputTarget kind) => All.Single(t => t.Kind == kind);
 
@@ -205,6 +206,46 @@ public static class OutputTargets
             {
                 Description = $"Write distributed-llama's tokenizer ({contents.Tokens.Count} tokens) from '{contents.SourcePath}'",
                 FileName = DllamaTokenizerFile.DefaultFileName,
+            };
+        }
+    }
+
+    /// <summary>
+    /// adriancable/qwen3.c: its tokenizer and prompt files are written now (Export-LlamaTokenizer -Target Qwen3c); its
+    /// model file needs a Qwen3 checkpoint, which this module does not read yet, so a model export is refused by name.
+    /// </summary>
+    private sealed class Qwen3cTarget : IOutputTarget
+    {
+        public OutputTarget Kind => OutputTarget.Qwen3c;
+
+        public IReadOnlyList<string> Parameters { get; } = [];
+
+        public string ModelFileName(string modelName, TargetOptions options) => $"{modelName}.bin";
+
+        public string TokenizerPath(string modelName, string modelOutputPath) => modelOutputPath + Qwen3cTokenizerFile.TokenizerSuffix;
+
+        public string Describe(ExportPlan plan, TargetOptions options) => "qwen3.c .bin";
+
+        private static Errors.LlamaExportException ModelNotYet(string path) => new(Errors.ErrorIds.TargetCannotRun, Errors.FailureKind.NotSupported,
+            "qwen3.c runs Qwen3 models only, and this version of LlamaExport does not read Qwen3 checkpoints yet: only qwen3.c's tokenizer and prompt files can be written.", path,
+            "Write the tokenizer with Export-LlamaTokenizer -Target Qwen3c; export the model with qwen3.c's export.py for now. Llama models go to -Target Llama2c or DistributedLlama.");
+
+        public ExportPlan Plan(ModelSource source, TargetOptions options, IComputeBackend? backend, CancellationToken cancellationToken) => throw ModelNotYet(source.ModelPath);
+
+        public ConfigPlan PlanFromConfig(LlamaModelConfig config, string configPath, TargetOptions options, List<string> warnings) => throw ModelNotYet(configPath);
+
+        public string ExportArguments(TargetOptions options) => " -Target Qwen3c";
+
+        public TargetTokenizer Tokenizer(ModelSource source) => throw ModelNotYet(source.ModelPath);
+
+        public TargetTokenizer Tokenizer(string path)
+        {
+            var contents = Qwen3cTokenizerFile.Read(path);
+            return new TargetTokenizer(contents.Files, (output, force, sources) => Qwen3cTokenizerFile.Write(contents, output, force, sources))
+            {
+                Description = $"Write qwen3.c's tokenizer ({contents.Tokens.Count} tokens) and its four prompt files from '{contents.SourcePath}'",
+                FileName = name => $"{name}.bin{Qwen3cTokenizerFile.TokenizerSuffix}",
+                Note = "Scores are export.py's merge ranks (-ln(rank + 1), -1e6 for base tokens); the prompt files are the chat template rendered as a plain jinja2.Template renders it.",
             };
         }
     }

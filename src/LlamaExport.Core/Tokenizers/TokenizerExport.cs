@@ -18,8 +18,11 @@ public sealed class TokenizerExportResult
     public required int BosId { get; init; }
     public required int EosId { get; init; }
 
-    /// <summary>The format written: llama2.c's tokenizer.bin or distributed-llama's .t.</summary>
+    /// <summary>The format written: llama2.c's tokenizer.bin, distributed-llama's .t or qwen3.c's .tokenizer.</summary>
     public OutputTarget Target { get; init; } = OutputTarget.Llama2c;
+
+    /// <summary>Files written beside it (qwen3.c's four prompt templates).</summary>
+    public IReadOnlyList<string> OtherFiles { get; init; } = [];
 }
 
 /// <summary>Writes tokenizer.bin atomically, as the model files are written.</summary>
