@@ -140,6 +140,32 @@ public sealed class ChatGenerationTests : IClassFixture<ChatGenerationTests.Tiny
     }
 
     [Fact]
+    public void A_chat_that_fills_its_positions_ends_with_a_warning_and_its_last_reply()
+    {
+        var host = new ScriptedHost("Hello!", "More.", "");
+        var state = InitialSessionState.CreateDefault();
+        state.ImportPSModule(Path.Combine(AppContext.BaseDirectory, "LlamaExport.psd1"));
+        using var runspace = RunspaceFactory.CreateRunspace(host, state);
+        runspace.Open();
+        using var ps = System.Management.Automation.PowerShell.Create();
+        ps.Runspace = runspace;
+        // 48 positions: the first prompt (29 ids) fits, its reply fills the rest (seed 21 ends its turn only after 39).
+        ps.AddScript("Invoke-LlamaModel $args[0] -TokenizerPath $args[1] -Chat -Temperature 1 -Seed 21 -Steps 48").AddArgument(_model.File).AddArgument(Tokenizer);
+        var output = ps.Invoke();
+        Assert.False(ps.HadErrors, string.Join("; ", ps.Streams.Error));
+        var last = (LlamaGeneration)Assert.Single(output).BaseObject;
+        Assert.Equal("Steps", last.StopReason);
+        Assert.Equal(48 + 1, last.PromptIds.Count + last.Ids.Count); // the last id is sampled from position 47 and not run, as run.c counts steps
+        Assert.Equal(1, host.Reads);
+        Assert.Contains(ps.Streams.Warning, w => w.Message.Contains("filled its 48 positions", StringComparison.Ordinal));
+
+        // -AsIds asks for ids where a chat answers in text.
+        using var plain = new HostedPowerShell();
+        var (_, conflict) = plain.Run("Invoke-LlamaModel $m -TokenizerPath $t -Message @{ role = 'user'; content = 'hi' } -AsIds", Vars(("m", _model.File), ("t", Tokenizer)));
+        Assert.StartsWith("ConflictingParameters,", Assert.Single(conflict.Streams.Error).FullyQualifiedErrorId, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_tokenizer_bin_has_no_template_and_the_error_says_what_to_pass()
     {
         using var temp = new TempFolder();

@@ -227,10 +227,10 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
 
     private void RunChat(string path)
     {
-        if (Prompt is not null || PromptIds is not null)
+        if (Prompt is not null || PromptIds is not null || AsIds)
             throw new LlamaExportException(ErrorIds.ConflictingParameters, FailureKind.InvalidArgument,
-                "-Message and -Chat render the prompt with the chat template; -Prompt and -PromptIds give it directly.", path,
-                "Give the conversation with -Message (or -Chat), or a prompt with -Prompt, not both.");
+                "-Message and -Chat render the prompt with the chat template and answer in text; -Prompt and -PromptIds give the prompt directly, -AsIds answers in ids.", path,
+                "Give the conversation with -Message (or -Chat), or a prompt with -Prompt or -PromptIds, not both; a chat reply's ids are in the result's Ids.");
         using var prepared = GenerationJob.Prepare(Request(path) with
         {
             TokenizerPath = TokenizerPath is null ? null : PathResolution.ToFileSystemPath(this, TokenizerPath),
@@ -271,7 +271,17 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
             var line = Host.UI.ReadLine();
             if (line is null || line.Trim().Length == 0 || line.Trim() == "exit") break;
             messages.Add(new OrderedDictionary { ["role"] = "user", ["content"] = line });
-            last = Turn(path, session, tokenizer, messages, stream: true, seed, interruptible: true);
+            try
+            {
+                last = Turn(path, session, tokenizer, messages, stream: true, seed, interruptible: true);
+            }
+            catch (LlamaExportException e) when (e.ErrorId == ErrorIds.InvalidPrompt)
+            {
+                // The conversation no longer fits its positions: say so, and end the chat with what it has.
+                WriteError(ErrorRecords.From(e, path));
+                break;
+            }
+
             if (last.StopReason == "Steps" && last.Ids.Count + last.PromptIds.Count >= session.Positions)
             {
                 WriteWarning($"The conversation filled its {session.Positions} positions; start a new chat, or raise -Steps (up to the file's seq_len {config.MaxSeqLen}).");
