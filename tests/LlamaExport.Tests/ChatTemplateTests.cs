@@ -130,8 +130,12 @@ public sealed class ChatTemplateTests
             File.WriteAllText(Path.Combine(folder, "chat_template.jinja"), template);
             var source = ChatTemplateSource.Read(folder);
             var clock = System.Diagnostics.Stopwatch.StartNew();
+            long allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
             var e = Assert.Throws<LlamaExportException>(() => ChatPrompt.Render(source, new ChatRequest { Messages = [new Dictionary<string, object?> { ["role"] = "user", ["content"] = "hi" }] }, limits));
+            long allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"took {clock.Elapsed}");
+            // Bounded memory: what the whole rendering allocated, not only what it held at the end.
+            Assert.True(allocated < 768L * 1024 * 1024, $"allocated {allocated:N0} bytes");
             Assert.Equal(Path.Combine(folder, "chat_template.jinja"), e.TargetPath);
             Assert.NotNull(e.RecommendedAction);
             return e;
@@ -201,7 +205,7 @@ public sealed class ChatTemplateTests
     public void A_time_limit_stops_a_slow_template()
     {
         var e = RenderHostile("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
-            new JinjaLimits { MaxSteps = long.MaxValue, Timeout = TimeSpan.FromMilliseconds(300) });
+            new JinjaLimits { MaxSteps = long.MaxValue, MaxAllocated = long.MaxValue, Timeout = TimeSpan.FromMilliseconds(300) });
         Assert.Equal(ErrorIds.ChatTemplateLimitExceeded, e.ErrorId);
         Assert.Contains("longer than", e.Message, StringComparison.Ordinal);
     }

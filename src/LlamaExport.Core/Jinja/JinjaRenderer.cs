@@ -13,8 +13,11 @@ public sealed record JinjaLimits
     /// <summary>Characters any one string the template builds may hold.</summary>
     public int MaxStringChars { get; init; } = 16 * 1024 * 1024;
 
-    /// <summary>Characters and list elements the template may create in all (bounds memory over the whole rendering).</summary>
-    public long MaxAllocated { get; init; } = 256L * 1024 * 1024;
+    /// <summary>
+    /// Characters the template may create in all, a list element counting as four (a reference and its share of the
+    /// list): bounds the memory a rendering allocates over its whole run to about twice this in bytes.
+    /// </summary>
+    public long MaxAllocated { get; init; } = 64L * 1024 * 1024;
 
     /// <summary>Evaluation steps (nodes evaluated, loop iterations).</summary>
     public long MaxSteps { get; init; } = 20_000_000;
@@ -121,15 +124,19 @@ internal sealed class JinjaRenderer
         _cancel.ThrowIfCancellationRequested();
     }
 
+    // What a scope (its dictionary, the loop variable) costs, in the characters the allocation budget counts.
+    private const int ScopeCost = 128;
+
     /// <summary>Counts characters or elements about to be created; refuses a string or a total over the limits.</summary>
     public void Charge(long units, bool isString = true)
     {
         if (isString && units > _limits.MaxStringChars)
             throw new JinjaException(JinjaErrorKind.Limit, $"the template built a string of {units:N0} characters, more than the {_limits.MaxStringChars:N0} allowed");
-        _allocated += units;
-        _steps += units >> 6;
+        long cost = isString ? units : units * 4;
+        _allocated += cost;
+        _steps += cost >> 6;
         if (_allocated > _limits.MaxAllocated)
-            throw new JinjaException(JinjaErrorKind.Limit, $"the template created more than {_limits.MaxAllocated:N0} characters and elements in all");
+            throw new JinjaException(JinjaErrorKind.Limit, $"the template created more than {_limits.MaxAllocated:N0} characters (a list element counting as four) in all");
         CheckBudget();
     }
 
@@ -240,6 +247,8 @@ internal sealed class JinjaRenderer
             Step(f.Line);
         }
 
+        Charge(items.Count, isString: false); // the loop's own list of its items
+
         Func<object?, string>? recurse = f.Recursive
             ? children =>
             {
@@ -252,6 +261,7 @@ internal sealed class JinjaRenderer
         for (int i = 0; i < items.Count; i++)
         {
             loop.Index0 = i;
+            Charge(ScopeCost); // each iteration's scope is an allocation too
             var iteration = new Scope(scope);
             iteration.Vars["loop"] = loop;
             Assign(f.Target, items[i], iteration);
@@ -306,6 +316,7 @@ internal sealed class JinjaRenderer
 
             try
             {
+                Charge(ScopeCost);
                 var scope = new Scope(defining);
                 var extra = new List<object?>();
                 for (int i = 0; i < args.Positional.Count; i++)
