@@ -97,4 +97,23 @@ public sealed class ChatCommandTests : IDisposable
         Assert.Equal(2, ids.Count(i => i == 259));
         Assert.Equal(1, ids.Count(i => i == 265));
     }
+
+    [Fact]
+    public void Objects_of_a_PowerShell_class_are_messages_and_an_object_graph_is_refused()
+    {
+        var (output, pipeline) = _ps.Run("""
+            class Turn { [string] $role; [string] $content; Turn([string] $r, [string] $c) { $this.role = $r; $this.content = $c } }
+            ConvertTo-LlamaChatPrompt -TokenizerPath $path -Message ([Turn]::new('system', 'You are a helpful assistant.')), ([Turn]::new('user', 'What is 2+2?')) -AddGenerationPrompt
+            """, new Dictionary<string, object?> { ["path"] = TestPaths.Fixture("chat", "templates", "qwen3") });
+        Assert.False(pipeline.HadErrors, string.Join("; ", pipeline.Streams.Error));
+        Assert.Equal(Golden("qwen3", "system-user"), Assert.Single(output).BaseObject);
+
+        // A FileInfo is an object graph (Directory, Root, Root ...): refused with the error that says what to give.
+        (output, pipeline) = _ps.Run("ConvertTo-LlamaChatPrompt -TokenizerPath $path -Message @{ role = 'user'; content = (Get-Item $path) }",
+            new Dictionary<string, object?> { ["path"] = TestPaths.Fixture("chat", "templates", "qwen3", "tokenizer_config.json") });
+        Assert.Empty(output);
+        var error = Assert.Single(pipeline.Streams.Error);
+        Assert.StartsWith("ChatMessageInvalid,", error.FullyQualifiedErrorId, StringComparison.Ordinal);
+        Assert.Equal(ErrorCategory.InvalidArgument, error.CategoryInfo.Category);
+    }
 }

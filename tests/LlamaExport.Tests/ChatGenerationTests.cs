@@ -2,7 +2,6 @@ using System.Collections;
 using System.Globalization;
 using System.Management.Automation;
 using System.Management.Automation.Host;
-using System.Management.Automation.Runspaces;
 using System.Security;
 using System.Text;
 using LlamaExport.Core.Chat;
@@ -115,43 +114,31 @@ public sealed class ChatGenerationTests : IClassFixture<ChatGenerationTests.Tiny
     public void Chat_is_a_conversation_in_the_console()
     {
         var host = new ScriptedHost("Hello!", "Tell me more.", "");
-        var state = InitialSessionState.CreateDefault();
-        state.ImportPSModule(Path.Combine(AppContext.BaseDirectory, "LlamaExport.psd1"));
-        using var runspace = RunspaceFactory.CreateRunspace(host, state);
-        runspace.Open();
-        using var ps = System.Management.Automation.PowerShell.Create();
-        ps.Runspace = runspace;
-        ps.AddScript("Invoke-LlamaModel $args[0] -TokenizerPath $args[1] -Chat -Message @{ role = 'system'; content = 'Be brief.' } -Temperature 1 -Seed 21")
-            .AddArgument(_model.File).AddArgument(Tokenizer);
-        var output = ps.Invoke();
+        using var console = new HostedPowerShell(host);
+        var (output, ps) = console.Run("Invoke-LlamaModel $m -TokenizerPath $t -Chat -Message @{ role = 'system'; content = 'Be brief.' } -Temperature 1 -Seed 21",
+            Vars(("m", _model.File), ("t", Tokenizer)));
         Assert.False(ps.HadErrors, string.Join("; ", ps.Streams.Error));
         var last = (LlamaGeneration)Assert.Single(output).BaseObject;
         var roles = last.Messages!.Select(m => (string)((IDictionary)m!)["role"]!).ToArray();
         Assert.Equal(["system", "user", "assistant", "user", "assistant"], roles);
         Assert.Equal("Tell me more.", ((IDictionary)last.Messages![3]!)["content"]);
         Assert.True(last.ReusedPromptTokens > 10, $"the second turn ran its whole prompt again ({last.ReusedPromptTokens} reused)");
-        string console = host.Output.ToString();
-        Assert.Contains("an empty line or 'exit' ends the chat", console, StringComparison.Ordinal);
+        string written = host.Output.ToString();
+        Assert.Contains("an empty line or 'exit' ends the chat", written, StringComparison.Ordinal);
         Assert.Equal(3, host.Reads); // asked three times: two turns, then the empty line ends the chat
-        Assert.StartsWith("Chat with tiny_v2.bin", console, StringComparison.Ordinal);
+        Assert.StartsWith("Chat with tiny_v2.bin", written, StringComparison.Ordinal);
         // Both replies were streamed to the console as they came.
-        Assert.Contains(((IDictionary)last.Messages![2]!)["content"]!.ToString()!, console, StringComparison.Ordinal);
-        Assert.Contains(last.Text!, console, StringComparison.Ordinal);
+        Assert.Contains(((IDictionary)last.Messages![2]!)["content"]!.ToString()!, written, StringComparison.Ordinal);
+        Assert.Contains(last.Text!, written, StringComparison.Ordinal);
     }
 
     [Fact]
     public void A_chat_that_fills_its_positions_ends_with_a_warning_and_its_last_reply()
     {
         var host = new ScriptedHost("Hello!", "More.", "");
-        var state = InitialSessionState.CreateDefault();
-        state.ImportPSModule(Path.Combine(AppContext.BaseDirectory, "LlamaExport.psd1"));
-        using var runspace = RunspaceFactory.CreateRunspace(host, state);
-        runspace.Open();
-        using var ps = System.Management.Automation.PowerShell.Create();
-        ps.Runspace = runspace;
+        using var console = new HostedPowerShell(host);
         // 48 positions: the first prompt (29 ids) fits, its reply fills the rest (seed 21 ends its turn only after 39).
-        ps.AddScript("Invoke-LlamaModel $args[0] -TokenizerPath $args[1] -Chat -Temperature 1 -Seed 21 -Steps 48").AddArgument(_model.File).AddArgument(Tokenizer);
-        var output = ps.Invoke();
+        var (output, ps) = console.Run("Invoke-LlamaModel $m -TokenizerPath $t -Chat -Temperature 1 -Seed 21 -Steps 48", Vars(("m", _model.File), ("t", Tokenizer)));
         Assert.False(ps.HadErrors, string.Join("; ", ps.Streams.Error));
         var last = (LlamaGeneration)Assert.Single(output).BaseObject;
         Assert.Equal("Steps", last.StopReason);

@@ -10,11 +10,12 @@ internal sealed class HostedPowerShell : IDisposable
 {
     private readonly Runspace _runspace;
 
-    public HostedPowerShell()
+    /// <param name="host">A host of the test's own (a scripted console); none by default.</param>
+    public HostedPowerShell(System.Management.Automation.Host.PSHost? host = null)
     {
         var state = InitialSessionState.CreateDefault();
         state.ImportPSModule(Path.Combine(AppContext.BaseDirectory, "LlamaExport.psd1"));
-        _runspace = RunspaceFactory.CreateRunspace(state);
+        _runspace = host is null ? RunspaceFactory.CreateRunspace(state) : RunspaceFactory.CreateRunspace(host, state);
         _runspace.Open();
     }
 

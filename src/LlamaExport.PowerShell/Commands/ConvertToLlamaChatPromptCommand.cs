@@ -47,15 +47,26 @@ public sealed class ConvertToLlamaChatPromptCommand : PSCmdlet
 
     private readonly List<object?> _messages = [];
     private string? _path;
+    private bool _failed;
 
     protected override void ProcessRecord()
     {
         _path ??= TokenizerPath;
-        foreach (var m in Message) _messages.Add(ChatInput.ToPlain(m));
+        try
+        {
+            foreach (var m in Message) _messages.Add(ChatInput.ToPlain(m));
+        }
+        catch (LlamaExportException e)
+        {
+            // One message that cannot be given to a template spoils the conversation: say which, render nothing.
+            _failed = true;
+            WriteError(ErrorRecords.From(e, TokenizerPath));
+        }
     }
 
     protected override void EndProcessing()
     {
+        if (_failed) return;
         string target = _path ?? TokenizerPath;
         try
         {
