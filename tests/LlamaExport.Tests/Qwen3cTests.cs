@@ -66,4 +66,21 @@ public sealed class Qwen3cTests
         Assert.StartsWith("TargetCannotRun,", error.FullyQualifiedErrorId, StringComparison.Ordinal);
         Assert.Contains("Export-LlamaTokenizer -Target Qwen3c", error.ErrorDetails.RecommendedAction, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_set_that_cannot_be_written_whole_leaves_none_of_its_files()
+    {
+        // The third file's name is taken by a folder: refused before any file is written (and, should a write fail
+        // later, the files this call created are removed again).
+        using var temp = new TempFolder();
+        var folder = Folder(temp);
+        var output = temp["out"];
+        Directory.CreateDirectory(Path.Combine(output, "qwen3.bin.template.with-system"));
+        using var host = new HostedPowerShell();
+        var (result, ps) = host.Run("Export-LlamaTokenizer $f -Target Qwen3c -OutputPath (Join-Path $o 'qwen3.bin.tokenizer')",
+            new Dictionary<string, object?> { ["f"] = folder, ["o"] = output });
+        Assert.Empty(result);
+        Assert.Single(ps.Streams.Error);
+        Assert.Empty(Directory.GetFiles(output));
+    }
 }

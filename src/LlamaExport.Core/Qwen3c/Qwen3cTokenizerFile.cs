@@ -55,20 +55,24 @@ public static class Qwen3cTokenizerFile
                 "Use the Qwen3 model's own tokenizer.json.");
         using var doc = JsonDocument.Parse(TokenizerFiles.ReadBounded(tokenizerJson, 256L * 1024 * 1024), new JsonDocumentOptions { MaxDepth = 64 });
         var root = doc.RootElement;
+        // The reader above has checked the vocabulary and added tokens (ids without gaps, string contents).
         var model = root.GetProperty("model");
         var strings = new string[vocabulary.VocabSize];
         foreach (var entry in model.GetProperty("vocab").EnumerateObject()) strings[entry.Value.GetInt32()] = entry.Name;
-        foreach (var added in root.GetProperty("added_tokens").EnumerateArray()) strings[added.GetProperty("id").GetInt32()] = added.GetProperty("content").GetString()!;
+        if (root.TryGetProperty("added_tokens", out var addedTokens))
+            foreach (var added in addedTokens.EnumerateArray()) strings[added.GetProperty("id").GetInt32()] = added.GetProperty("content").GetString()!;
+        if (!model.TryGetProperty("merges", out var merges) || merges.ValueKind != JsonValueKind.Array)
+            throw TokenizerFiles.Invalid(tokenizerJson, "it has no model.merges, from which qwen3.c's scores are made");
 
         // export.py: {''.join(merge pieces): rank}, so a token several merges make gets the last one's rank.
         var rank = new Dictionary<string, int>(StringComparer.Ordinal);
         int r = 0;
-        foreach (var merge in model.GetProperty("merges").EnumerateArray())
+        foreach (var merge in merges.EnumerateArray())
         {
             string joined = merge.ValueKind switch
             {
                 JsonValueKind.String => string.Concat(merge.GetString()!.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)),
-                JsonValueKind.Array => string.Concat(merge.EnumerateArray().Select(p => p.GetString())),
+                JsonValueKind.Array when merge.EnumerateArray().All(p => p.ValueKind == JsonValueKind.String) => string.Concat(merge.EnumerateArray().Select(p => p.GetString())),
                 _ => throw TokenizerFiles.Invalid(tokenizerJson, $"merge {r} is neither a string nor a pair"),
             };
             rank[joined] = r++;
@@ -156,11 +160,34 @@ public static class Qwen3cTokenizerFile
         foreach (var (path, _) in files)
         {
             sources.Refuse(path);
+            if (Directory.Exists(path))
+                throw new LlamaExportException(ErrorIds.OutputExists, FailureKind.ResourceExists, $"'{path}' is a folder; qwen3.c's files must be files.", path,
+                    "Remove or rename the folder, or name the tokenizer after another model file.");
             if (!force && File.Exists(path))
                 throw new LlamaExportException(ErrorIds.OutputExists, FailureKind.ResourceExists, $"'{path}' already exists.", path, "Use -Force to replace it, or choose another name.");
         }
 
-        foreach (var (path, bytes) in files) TokenizerExport.WriteFile(bytes, path, force, sources);
+        // Each file is atomic; should one fail (a full disk), the ones this call created are removed again, so that no
+        // partial set is left for runq.c to find (files replaced under -Force cannot be given back).
+        var created = new List<string>();
+        try
+        {
+            foreach (var (path, bytes) in files)
+            {
+                bool existed = File.Exists(path);
+                TokenizerExport.WriteFile(bytes, path, force, sources);
+                if (!existed) created.Add(path);
+            }
+        }
+        catch
+        {
+            foreach (var path in created)
+            {
+                try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            }
+
+            throw;
+        }
         return new TokenizerExportResult
         {
             OutputPath = Path.GetFullPath(outputPath),
