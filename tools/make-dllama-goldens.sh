@@ -13,9 +13,11 @@ cd "$work"
 for t in f32 q40 q80; do
   /usr/bin/python3 "$vendor/converter/convert-hf.py" "$f/llama3-tiny" $t llama3-tiny >/dev/null
   /usr/bin/python3 "$vendor/converter/convert-hf.py" "$f/gguf/model32-hf" $t model32 >/dev/null
+  /usr/bin/python3 "$vendor/converter/convert-hf.py" "$f/qwen3-tiny" $t qwen3-tiny >/dev/null
 done
 /usr/bin/python3 "$vendor/converter/convert-hf.py" "$f/stories260K/hf-f32" f32 stories260K >/dev/null
 /usr/bin/python3 "$vendor/converter/convert-tokenizer-hf.py" "$f/llama3-tiny" llama3-tiny >/dev/null
+/usr/bin/python3 "$vendor/converter/convert-tokenizer-hf.py" "$f/qwen3-tiny" qwen3-tiny >/dev/null
 mkdir tok3 tok2 qwen3
 cp "$f/llama3-tokenizer/tokenizer.json" "$f/llama3-tokenizer/tokenizer_config.json" tok3/
 echo '{"bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009]}' > tok3/config.json
