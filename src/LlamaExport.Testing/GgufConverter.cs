@@ -23,9 +23,9 @@ public static class GgufConverter
         using var model = ModelSourceLoader.Open(modelPath);
         var c = model.Config;
         var tensors = new List<(string Name, ISourceTensor Source, LlamaTensorRole Role, int Type)>();
-        foreach (var role in Enum.GetValues<LlamaTensorRole>())
+        foreach (var role in LlamaTensorRoles.Of(c))
         {
-            for (int layer = 0; layer < (LlamaTensorRoles.IsPerLayer(role) ? c.Layers : 1); layer++)
+            for (int layer = 0; layer < LlamaTensorRoles.Count(role, c); layer++)
             {
                 if (!model.Tensors.TryGetTensor(model.SourceName(role, layer), out var t)) continue;
                 int type = t.Shape.Count == 1 ? 0 : q8 && t.RowLength % 32 == 0 ? 8 : t.DType == TensorDType.BFloat16 ? 30 : 0;
@@ -39,22 +39,25 @@ public static class GgufConverter
 
         using var stream = new FileStream(outputPath, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
         var w = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
+        // llama.cpp's names: the architecture's own key prefix; Qwen3's head width is key_length/value_length.
+        string a = c.Family == ModelFamily.Qwen3 ? "qwen3" : "llama";
         var metadata = new List<(string, object)>
         {
-            ("general.architecture", "llama"),
+            ("general.architecture", a),
             ("general.name", Path.GetFileName(Path.TrimEndingDirectorySeparator(modelPath))),
-            ("llama.block_count", (uint)c.Layers),
-            ("llama.context_length", (uint)c.MaxSeqLen),
-            ("llama.embedding_length", (uint)c.Dim),
-            ("llama.feed_forward_length", (uint)c.HiddenDim),
-            ("llama.attention.head_count", (uint)c.Heads),
-            ("llama.attention.head_count_kv", (uint)c.KvHeads),
-            ("llama.rope.freq_base", (float)c.RopeTheta),
-            ("llama.attention.layer_norm_rms_epsilon", (float)c.RmsNormEps),
-            ("llama.rope.dimension_count", (uint)c.HeadSize),
-            ("llama.vocab_size", (uint)c.VocabSize),
+            ($"{a}.block_count", (uint)c.Layers),
+            ($"{a}.context_length", (uint)c.MaxSeqLen),
+            ($"{a}.embedding_length", (uint)c.Dim),
+            ($"{a}.feed_forward_length", (uint)c.HiddenDim),
+            ($"{a}.attention.head_count", (uint)c.Heads),
+            ($"{a}.attention.head_count_kv", (uint)c.KvHeads),
+            ($"{a}.rope.freq_base", (float)c.RopeTheta),
+            ($"{a}.attention.layer_norm_rms_epsilon", (float)c.RmsNormEps),
+            (c.Family == ModelFamily.Qwen3 ? $"{a}.attention.key_length" : $"{a}.rope.dimension_count", (uint)c.HeadSize),
+            ($"{a}.vocab_size", (uint)c.VocabSize),
             ("general.file_type", q8 ? 7u : 32u),
         };
+        if (c.Family == ModelFamily.Qwen3) metadata.Add(($"{a}.attention.value_length", (uint)c.HeadSize));
         metadata.AddRange(extraMetadata ?? []);
         extraTensors ??= [];
         var header = GgufWriter.Build(metadata, [], alignment: 1);

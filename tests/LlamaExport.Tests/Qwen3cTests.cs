@@ -52,7 +52,7 @@ public sealed class Qwen3cTests
     }
 
     [Fact]
-    public void A_name_without_tokenizer_and_a_model_export_are_refused_by_name()
+    public void A_name_without_tokenizer_and_a_Llama_model_export_are_refused_by_name()
     {
         using var temp = new TempFolder();
         var folder = Folder(temp);
@@ -64,7 +64,9 @@ public sealed class Qwen3cTests
         var (_, model) = host.Run("Export-LlamaModel $m -Target Qwen3c -OutputDirectory $o", new Dictionary<string, object?> { ["m"] = Llama3ModelTests.Tiny(), ["o"] = temp.Path });
         var error = Assert.Single(model.Streams.Error);
         Assert.StartsWith("TargetCannotRun,", error.FullyQualifiedErrorId, StringComparison.Ordinal);
-        Assert.Contains("Export-LlamaTokenizer -Target Qwen3c", error.ErrorDetails.RecommendedAction, StringComparison.Ordinal);
+        // qwen3.c runs Qwen3 only: a Llama is refused, naming the targets that run it.
+        Assert.Contains("-Target Llama2c", error.ErrorDetails.RecommendedAction, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFiles(temp.Path, "*.bin"));
     }
 
     [Fact]

@@ -27,6 +27,7 @@ public static class ErrorIds
     public const string OutputWriteFailed = "OutputWriteFailed";
     public const string ExportCancelled = "ExportCancelled";
     public const string Llama2cFileInvalid = "Llama2cFileInvalid";
+    public const string Qwen3cFileInvalid = "Qwen3cFileInvalid";
     public const string BigEndianHost = "BigEndianHost";
     public const string CheckpointInvalid = "CheckpointInvalid";
     public const string CheckpointUnsupported = "CheckpointUnsupported";

@@ -63,7 +63,7 @@ public static class MemoryEstimator
     {
         long largest = 0;
         // Every target writes these shapes (the llama2.c v0 rope tables are smaller than any of them).
-        foreach (var role in Enum.GetValues<LlamaTensorRole>())
+        foreach (var role in LlamaTensorRoles.Of(c))
         {
             var (entryRows, columns) = LlamaTensorRoles.ExpectedShape(role, c);
             long align = rotaryPermuted && role is LlamaTensorRole.Wq or LlamaTensorRole.Wk ? c.HeadSize : 1;

@@ -93,15 +93,15 @@ public static class GgufInspector
         try
         {
             source = GgufFormat.Instance.Open(path, null);
-            foreach (var role in Enum.GetValues<LlamaTensorRole>())
+            foreach (var role in LlamaTensorRoles.Of(source.Config))
             {
-                for (int layer = 0; layer < (LlamaTensorRoles.IsPerLayer(role) ? source.Config.Layers : 1); layer++)
+                for (int layer = 0; layer < LlamaTensorRoles.Count(role, source.Config); layer++)
                 {
                     var name = source.SourceName(role, layer);
                     if (!((GgufSource)source.Tensors).TryGetInfo(name, out var info))
                     {
                         if (role != LlamaTensorRole.Output)
-                            problems.Add(new SafetensorsProblem(ErrorIds.TensorMissing, ProblemSeverity.Error, $"A {source.Config.Layers}-layer Llama needs '{name}', which is missing."));
+                            problems.Add(new SafetensorsProblem(ErrorIds.TensorMissing, ProblemSeverity.Error, $"A {source.Config.Layers}-layer {source.Config.Family} model needs '{name}', which is missing."));
                         continue;
                     }
 

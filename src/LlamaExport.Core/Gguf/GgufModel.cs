@@ -105,6 +105,8 @@ public static class GgufNaming
         LlamaTensorRole.W3 => $"blk.{layer}.ffn_up.weight",
         LlamaTensorRole.Norm => "output_norm.weight",
         LlamaTensorRole.Output => "output.weight",
+        LlamaTensorRole.QNorm => $"blk.{layer}.attn_q_norm.weight",
+        LlamaTensorRole.KNorm => $"blk.{layer}.attn_k_norm.weight",
         _ => throw new ArgumentOutOfRangeException(nameof(role)),
     };
 }
@@ -121,10 +123,21 @@ public static class GgufConfig
         var md = header.Metadata;
         string architecture = header.GetString("general.architecture")
             ?? throw Invalid(path, "it has no general.architecture string", "This is not a model file llama.cpp could load either; re-download it.");
-        if (architecture != "llama")
-            throw new LlamaExportException(ErrorIds.UnsupportedArchitecture, FailureKind.NotSupported,
-                $"'{path}' is a '{architecture}' model; llama2.c runs only the 'llama' architecture (Llama 1–3, Mistral, TinyLlama and their fine-tunes).",
-                path, "Export a Llama-family GGUF.", problemCode: GgufProblemCodes.ArchitectureUnsupported);
+        var family = architecture switch
+        {
+            "llama" => ModelFamily.Llama,
+            "qwen3" => ModelFamily.Qwen3,
+            "qwen2" => throw new LlamaExportException(ErrorIds.UnsupportedArchitecture, FailureKind.NotSupported,
+                $"'{path}' is a 'qwen2' model (Qwen2 or Qwen2.5): its q, k and v projections carry biases, which no target here computes.",
+                path, "Export a Qwen3 or Llama-family GGUF.", problemCode: GgufProblemCodes.ArchitectureUnsupported),
+            "qwen3moe" => throw new LlamaExportException(ErrorIds.UnsupportedArchitecture, FailureKind.NotSupported,
+                $"'{path}' is a 'qwen3moe' model (Qwen3's mixture of experts), which this module does not carry; only dense Qwen3 is read.",
+                path, "Export a dense Qwen3 GGUF (0.6B–32B).", problemCode: GgufProblemCodes.ArchitectureUnsupported),
+            _ => throw new LlamaExportException(ErrorIds.UnsupportedArchitecture, FailureKind.NotSupported,
+                $"'{path}' is a '{architecture}' model; this module reads the 'llama' architecture (Llama 1–3, Mistral, TinyLlama and their fine-tunes) and 'qwen3' (dense Qwen3).",
+                path, "Export a Llama-family or Qwen3 GGUF.", problemCode: GgufProblemCodes.ArchitectureUnsupported),
+        };
+        string a = architecture;
 
         int Int(string key, int? fallback = null)
         {
@@ -142,54 +155,92 @@ public static class GgufConfig
             return x;
         }
 
-        int dim = Int("llama.embedding_length");
-        int heads = Int("llama.attention.head_count");
-        if (md.TryGetValue("llama.attention.head_count_kv", out var kvValue) && kvValue.IsArray)
+        int dim = Int($"{a}.embedding_length");
+        int heads = Int($"{a}.attention.head_count");
+        if (md.TryGetValue($"{a}.attention.head_count_kv", out var kvValue) && kvValue.IsArray)
             throw new LlamaExportException(ErrorIds.ConfigInvalid, FailureKind.NotSupported,
-                $"'{path}' gives each layer its own number of key/value heads; llama2.c has one for the whole model.", path, "Export a model with one head_count_kv.");
-        int kvHeads = Int("llama.attention.head_count_kv", heads);
-        if (dim % heads != 0) throw Invalid(path, $"llama.embedding_length {dim} is not a multiple of llama.attention.head_count {heads}", "Re-convert the model.");
-        if (heads % kvHeads != 0) throw Invalid(path, $"llama.attention.head_count {heads} is not a multiple of llama.attention.head_count_kv {kvHeads}", "Re-convert the model.");
-        int headSize = dim / heads;
+                $"'{path}' gives each layer its own number of key/value heads; the targets have one for the whole model.", path, "Export a model with one head_count_kv.");
+        int kvHeads = Int($"{a}.attention.head_count_kv", heads);
+        if (heads % kvHeads != 0) throw Invalid(path, $"{a}.attention.head_count {heads} is not a multiple of {a}.attention.head_count_kv {kvHeads}", "Re-convert the model.");
+        int? headDim = null;
+        if (family == ModelFamily.Qwen3)
+        {
+            // Qwen3 has its own head_dim (llama.cpp writes it as key_length); keys and values have the same.
+            headDim = Int($"{a}.attention.key_length", dim % heads == 0 ? dim / heads : null);
+        }
+        else if (dim % heads != 0)
+        {
+            throw Invalid(path, $"{a}.embedding_length {dim} is not a multiple of {a}.attention.head_count {heads}", "Re-convert the model.");
+        }
+
+        int headSize = headDim ?? dim / heads;
         if (headSize % 2 != 0) throw Invalid(path, $"the head size {headSize} is odd, so rotary embeddings cannot pair its dimensions", "Re-convert the model.");
-        foreach (var key in new[] { "llama.rope.dimension_count", "llama.attention.key_length", "llama.attention.value_length" })
+        foreach (var key in new[] { $"{a}.rope.dimension_count", $"{a}.attention.key_length", $"{a}.attention.value_length" })
         {
             if (md.ContainsKey(key) && Int(key) is var n && n != headSize)
                 throw new LlamaExportException(ErrorIds.UnsupportedHeadDim, FailureKind.NotSupported,
-                    $"'{path}' sets {key} {n}, but llama2.c rotates and attends over whole heads of embedding_length / head_count = {headSize}; this model cannot be expressed in llama2.c's format.",
-                    path, "Choose a model whose head size is embedding_length / head_count.");
+                    family == ModelFamily.Llama
+                        ? $"'{path}' sets {key} {n}, but llama2.c rotates and attends over whole heads of embedding_length / head_count = {headSize}; this model cannot be expressed in llama2.c's format."
+                        : $"'{path}' sets {key} {n}, but its heads are {headSize} wide; partial rotary embeddings and values of another width are not computed here.",
+                    path, "Choose a model whose rotary, key and value widths are its head size.");
+        }
+
+        if (family == ModelFamily.Qwen3)
+        {
+            foreach (var bias in new[] { "attn_q.bias", "attn_k.bias", "attn_v.bias" })
+                if (source.TryGetInfo($"blk.0.{bias}", out _))
+                    throw new LlamaExportException(ErrorIds.UnsupportedArchitecture, FailureKind.NotSupported,
+                        $"'{path}' holds blk.0.{bias}: its attention projections carry biases (as Qwen2's do), which no target here computes; dropping them would change every output.",
+                        path, "Export a Qwen3 model as Qwen released it (without attention biases).", problemCode: GgufProblemCodes.ArchitectureUnsupported);
+            if (md.ContainsKey($"{a}.expert_count"))
+                throw new LlamaExportException(ErrorIds.UnsupportedArchitecture, FailureKind.NotSupported,
+                    $"'{path}' sets {a}.expert_count: a mixture of experts, which this module does not carry.", path, "Export a dense Qwen3 GGUF.",
+                    problemCode: GgufProblemCodes.ArchitectureUnsupported);
         }
 
         if (!source.TryGetInfo(GgufNaming.NameOf(LlamaTensorRole.TokEmbeddings, 0), out var embedding))
             throw new LlamaExportException(ErrorIds.TensorMissing, FailureKind.InvalidData, $"'{path}' has no token_embd.weight, which every Llama needs.", path,
                 "The file is incomplete or is not a Llama model; re-download it.");
-        int vocab = md.ContainsKey("llama.vocab_size") ? Int("llama.vocab_size")
+        int vocab = md.ContainsKey($"{a}.vocab_size") ? Int($"{a}.vocab_size")
             : md.TryGetValue("tokenizer.ggml.tokens", out var tokens) && tokens.IsArray && tokens.Count > 0 ? tokens.Count
             : embedding.Shape[0] <= int.MaxValue ? (int)embedding.Shape[0] : throw Invalid(path, "its vocabulary is larger than 2^31", "Re-convert the model.");
 
         var bos = OptionalId(md, "tokenizer.ggml.bos_token_id", vocab, path);
         var eos = new[] { "tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id" }
             .Select(k => OptionalId(md, k, vocab, path)).OfType<int>().Distinct().ToList();
-        double theta = Number("llama.rope.freq_base", 10000.0);
+        double theta = Number($"{a}.rope.freq_base", family == ModelFamily.Qwen3 ? 1000000.0 : 10000.0);
         var config = new LlamaModelConfig
         {
-            Architecture = "llama (GGUF)",
+            Architecture = $"{a} (GGUF)",
+            Family = family,
+            HeadDim = headDim,
             Dim = dim,
-            HiddenDim = Int("llama.feed_forward_length"),
-            Layers = Int("llama.block_count"),
+            HiddenDim = Int($"{a}.feed_forward_length"),
+            Layers = Int($"{a}.block_count"),
             Heads = heads,
             KvHeads = kvHeads,
             VocabSize = vocab,
-            MaxSeqLen = Int("llama.context_length", 2048),
+            MaxSeqLen = Int($"{a}.context_length", 2048),
             RopeTheta = theta,
-            RmsNormEps = Number("llama.attention.layer_norm_rms_epsilon", 1e-5),
-            RopeScaling = ReadRopeScaling(source, headSize, theta, path, warnings),
+            RmsNormEps = Number($"{a}.attention.layer_norm_rms_epsilon", family == ModelFamily.Qwen3 ? 1e-6 : 1e-5),
+            RopeScaling = family == ModelFamily.Llama ? ReadRopeScaling(source, headSize, theta, path, warnings) : ReadQwenRopeScaling(source, a, path),
             BosId = bos,
             EosIds = eos,
         };
-        if (!md.ContainsKey("llama.context_length"))
+        if (!md.ContainsKey($"{a}.context_length"))
             warnings.Add($"The file has no llama.context_length; the header says {config.MaxSeqLen}. Use -MaxSeqLen to choose another.");
         return config;
+    }
+
+    /// <summary>Qwen3 runs without rope scaling here (no target computes YaRN): a file that asks for it is refused.</summary>
+    private static RopeScaling? ReadQwenRopeScaling(GgufSource source, string a, string path)
+    {
+        var kind = source.Primary.Header.GetString($"{a}.rope.scaling.type");
+        if (kind is not null and not "none")
+            throw new LlamaExportException(ErrorIds.UnsupportedRopeScaling, FailureKind.NotSupported,
+                $"'{path}' sets {a}.rope.scaling.type '{kind}'; neither qwen3.c nor distributed-llama applies rope scaling to Qwen3, so the model would not run as it was configured.",
+                path, "Export the model without rope scaling (Qwen3 runs 32,768 positions natively).");
+        return null;
     }
 
     /// <summary>

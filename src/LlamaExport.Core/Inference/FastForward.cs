@@ -69,28 +69,30 @@ public sealed unsafe class FastForward : IDisposable
                 model.Weights.FilePath, $"Lower -Steps (the KV cache is sized to it; about {Math.Max(1, budget / Math.Max(1, needed / _positions)):N0} positions fit here), or run on a machine with more memory.");
         _threads = threads > 0 ? threads : Environment.ProcessorCount;
         // Every tensor located once: a token looks nothing up (and allocates nothing).
-        _tensors = [.. Enum.GetValues<LlamaTensorRole>().Select(role => Enumerable.Range(0, role is LlamaTensorRole.TokEmbeddings or LlamaTensorRole.Norm or LlamaTensorRole.Output ? 1 : _c.Layers)
-            .Select(layer => model.Weights.Locate(role, layer)).ToArray())];
+        var roles = LlamaTensorRoles.Of(_c);
+        _tensors = [.. Enum.GetValues<LlamaTensorRole>().Select(role => roles.Contains(role)
+            ? Enumerable.Range(0, LlamaTensorRoles.Count(role, _c)).Select(layer => model.Weights.Locate(role, layer)).ToArray()
+            : [])];
         var weight = _tensors[(int)LlamaTensorRole.Wq][0];
         _groupSize = weight.Encoding == SectionEncoding.Q8_0 ? weight.GroupSize : 0;
         _quantized = quantizedActivations && weight.Encoding != SectionEncoding.Float32;
         _inverseFrequencies = RopeFrequencies.Inverse(_c.HeadSize, _c.RopeTheta, _c.RopeScaling);
         _eps = (float)_c.RmsNormEps;
-        int dim = _c.Dim, hidden = _c.HiddenDim, kvDim = _c.KvDim, batch = MaxBatch;
+        int dim = _c.Dim, hidden = _c.HiddenDim, kvDim = _c.KvDim, qDim = _c.QDim, batch = MaxBatch;
         _x = new float[batch * dim];
         _xb = new float[batch * dim];
         _xb2 = new float[batch * dim];
-        _q = new float[batch * dim];
+        _q = new float[batch * qDim];
         _k = new float[batch * kvDim];
         _v = new float[batch * kvDim];
-        _attention = new float[batch * dim];
+        _attention = new float[batch * qDim];
         _hb = new float[batch * hidden];
         _hb2 = new float[batch * hidden];
         _logits = new float[_c.VocabSize];
         _keys = [.. Enumerable.Range(0, _c.Layers).Select(_ => new float[(long)_positions * kvDim])];
         _values = [.. Enumerable.Range(0, _c.Layers).Select(_ => new float[(long)_positions * kvDim])];
         _scores = [.. Enumerable.Range(0, _c.Heads).Select(_ => new float[_positions])];
-        int widest = Math.Max(dim, hidden);
+        int widest = Math.Max(Math.Max(dim, hidden), qDim);
         _codes = new sbyte[batch * widest];
         _codeScales = new float[_groupSize > 0 ? batch * (widest / _groupSize) : 1];
         _blocks = new byte[batch * (widest / 32 * DotKernels.Q80BlockBytes) + DotKernels.Q80BlockBytes];
@@ -106,7 +108,8 @@ public sealed unsafe class FastForward : IDisposable
     {
         long cache = 2L * c.Layers * positions * c.KvDim * sizeof(float);
         long scores = (long)c.Heads * positions * sizeof(float);
-        long activations = (long)MaxBatch * (7L * c.Dim + 2L * c.KvDim + 2L * c.HiddenDim) * sizeof(float) + (long)MaxBatch * Math.Max(c.Dim, c.HiddenDim) * 3;
+        long widest = Math.Max(Math.Max(c.Dim, c.HiddenDim), c.QDim);
+        long activations = (long)MaxBatch * (5L * c.Dim + 2L * c.QDim + 2L * c.KvDim + 2L * c.HiddenDim) * sizeof(float) + (long)MaxBatch * widest * 3;
         return cache + scores + activations + (long)c.VocabSize * sizeof(float);
     }
 
@@ -154,28 +157,34 @@ public sealed unsafe class FastForward : IDisposable
 
     private void Layers(ReadOnlySpan<int> tokens, int start, int count)
     {
-        int dim = _c.Dim, hidden = _c.HiddenDim, kvDim = _c.KvDim, headSize = _c.HeadSize;
+        int dim = _c.Dim, hidden = _c.HiddenDim, kvDim = _c.KvDim, qDim = _c.QDim, headSize = _c.HeadSize;
         for (int b = 0; b < count; b++) EmbeddingRow(tokens[b], _x.AsSpan(b * dim, dim));
 
         for (int layer = 0; layer < _c.Layers; layer++)
         {
             for (int b = 0; b < count; b++) Norm(LlamaTensorRole.AttentionNorm, layer, _xb.AsSpan(b * dim, dim), _x.AsSpan(b * dim, dim));
             Prepare(_xb, dim, count);
-            MatMul(LlamaTensorRole.Wq, layer, _xb, dim, _q, dim, count);
+            MatMul(LlamaTensorRole.Wq, layer, _xb, dim, _q, qDim, count);
             MatMul(LlamaTensorRole.Wk, layer, _xb, dim, _k, kvDim, count);
             MatMul(LlamaTensorRole.Wv, layer, _xb, dim, _v, kvDim, count);
+            if (_c.QkNorm)
+            {
+                LlamaForward.NormHeads(_q.AsSpan(0, count * qDim), Vector(LlamaTensorRole.QNorm, layer, headSize), _eps);
+                LlamaForward.NormHeads(_k.AsSpan(0, count * kvDim), Vector(LlamaTensorRole.KNorm, layer, headSize), _eps);
+            }
+
             for (int b = 0; b < count; b++)
             {
                 int position = start + b;
-                Rope(position, headSize, _q.AsSpan(b * dim, dim), _k.AsSpan(b * kvDim, kvDim));
+                Rope(position, headSize, _q.AsSpan(b * qDim, qDim), _k.AsSpan(b * kvDim, kvDim));
                 _k.AsSpan(b * kvDim, kvDim).CopyTo(_keys[layer].AsSpan(position * kvDim, kvDim));
                 _v.AsSpan(b * kvDim, kvDim).CopyTo(_values[layer].AsSpan(position * kvDim, kvDim));
             }
 
             // Token b attends to positions up to its own, all of which are in the cache by now.
             for (int b = 0; b < count; b++) Attention(layer, start + b, b);
-            Prepare(_attention, dim, count);
-            MatMul(LlamaTensorRole.Wo, layer, _attention, dim, _xb2, dim, count);
+            Prepare(_attention, qDim, count);
+            MatMul(LlamaTensorRole.Wo, layer, _attention, qDim, _xb2, dim, count);
             for (int i = 0; i < count * dim; i++) _x[i] += _xb2[i];
 
             for (int b = 0; b < count; b++) Norm(LlamaTensorRole.FfnNorm, layer, _xb.AsSpan(b * dim, dim), _x.AsSpan(b * dim, dim));
@@ -231,11 +240,12 @@ public sealed unsafe class FastForward : IDisposable
         DotKernels.DequantizeBlocks(new ReadOnlySpan<byte>(_model.Address(t) + row * rowBytes, (int)rowBytes), q40, destination);
     }
 
-    private void Norm(LlamaTensorRole role, int layer, Span<float> output, ReadOnlySpan<float> x)
-    {
-        var t = _tensors[(int)role][layer];
-        LlamaForward.RmsNorm(output, x, new ReadOnlySpan<float>((float*)_model.Address(t), x.Length), _eps);
-    }
+    private void Norm(LlamaTensorRole role, int layer, Span<float> output, ReadOnlySpan<float> x) =>
+        LlamaForward.RmsNorm(output, x, Vector(role, layer, x.Length), _eps);
+
+    /// <summary>A float32 weight vector (a norm) in the mapped file.</summary>
+    private ReadOnlySpan<float> Vector(LlamaTensorRole role, int layer, int length) =>
+        new((float*)_model.Address(_tensors[(int)role][layer]), length);
 
     /// <summary>Quantizes the next matrix product's inputs (count rows of n) once, as the runtimes do (runq.c per group, dllama per 32 values).</summary>
     private void Prepare(float[] input, int n, int count)
@@ -358,6 +368,16 @@ public sealed unsafe class FastForward : IDisposable
             _ropePosition = position;
         }
 
+        if (_c.HalfSplitRope)
+        {
+            int half = headSize / 2;
+            for (int head = 0; head < q.Length; head += headSize)
+                for (int j = 0; j < half; j++) LlamaForward.RotateHalf(q, head + j, half, _cos[j], _sin[j]);
+            for (int head = 0; head < k.Length; head += headSize)
+                for (int j = 0; j < half; j++) LlamaForward.RotateHalf(k, head + j, half, _cos[j], _sin[j]);
+            return;
+        }
+
         for (int i = 0; i < q.Length; i += 2)
         {
             int j = (i % headSize) / 2;
@@ -381,7 +401,7 @@ public sealed unsafe class FastForward : IDisposable
     /// <summary>The streaming pass's attention for one head of token <paramref name="slot"/> of the batch, the same code.</summary>
     private void Attend(int layer, int position, int slot, int head)
     {
-        int headSize = _c.HeadSize, at = slot * _c.Dim + head * headSize;
+        int headSize = _c.HeadSize, at = slot * _c.QDim + head * headSize;
         LlamaForward.AttendHead(_q.AsSpan(at, headSize), _keys[layer], _values[layer], position, _c.KvDim, head / (_c.Heads / _c.KvHeads),
             _scores[head], _attention.AsSpan(at, headSize));
     }

@@ -39,7 +39,7 @@ public sealed class LlamaForward
     /// <summary>Logits (tokens.Length × vocab) for tokens at positions startPosition, startPosition + 1, …</summary>
     public float[] Forward(ReadOnlySpan<int> tokens, int startPosition, CancellationToken cancellationToken = default)
     {
-        int count = tokens.Length, dim = _c.Dim, hidden = _c.HiddenDim, kvDim = _c.KvDim, headSize = _c.HeadSize;
+        int count = tokens.Length, dim = _c.Dim, hidden = _c.HiddenDim, kvDim = _c.KvDim, qDim = _c.QDim, headSize = _c.HeadSize;
         if (startPosition < 0 || startPosition + count > _maxPositions)
             throw new ArgumentOutOfRangeException(nameof(startPosition), $"Positions {startPosition}..{startPosition + count - 1} exceed the {_maxPositions} this pass was sized for.");
 
@@ -51,10 +51,12 @@ public sealed class LlamaForward
         }
 
         var xb = new float[count * dim];
-        var q = new float[count * dim];
+        var q = new float[count * qDim];
         var k = new float[count * kvDim];
         var v = new float[count * kvDim];
-        var attention = new float[count * dim];
+        var attention = new float[count * qDim];
+        var qNorm = new float[_c.QkNorm ? headSize : 0];
+        var kNorm = new float[_c.QkNorm ? headSize : 0];
         var h1 = new float[count * hidden];
         var h3 = new float[count * hidden];
         var norm = new float[dim];
@@ -63,19 +65,27 @@ public sealed class LlamaForward
             cancellationToken.ThrowIfCancellationRequested();
             _weights.ReadRows(LlamaTensorRole.AttentionNorm, layer, 0, dim, norm);
             for (int t = 0; t < count; t++) RmsNorm(xb.AsSpan(t * dim, dim), x.AsSpan(t * dim, dim), norm);
-            MatMul(LlamaTensorRole.Wq, layer, xb, dim, q, dim, count);
+            MatMul(LlamaTensorRole.Wq, layer, xb, dim, q, qDim, count);
             MatMul(LlamaTensorRole.Wk, layer, xb, dim, k, kvDim, count);
             MatMul(LlamaTensorRole.Wv, layer, xb, dim, v, kvDim, count);
+            if (_c.QkNorm)
+            {
+                _weights.ReadRows(LlamaTensorRole.QNorm, layer, 0, headSize, qNorm);
+                _weights.ReadRows(LlamaTensorRole.KNorm, layer, 0, headSize, kNorm);
+                NormHeads(q, qNorm, _eps);
+                NormHeads(k, kNorm, _eps);
+            }
+
             for (int t = 0; t < count; t++)
             {
                 int position = startPosition + t;
-                Rope(q.AsSpan(t * dim, dim), k.AsSpan(t * kvDim, kvDim), position, headSize);
+                Rope(q.AsSpan(t * qDim, qDim), k.AsSpan(t * kvDim, kvDim), position, headSize);
                 k.AsSpan(t * kvDim, kvDim).CopyTo(_keys[layer].AsSpan(position * kvDim, kvDim));
                 v.AsSpan(t * kvDim, kvDim).CopyTo(_values[layer].AsSpan(position * kvDim, kvDim));
             }
 
             Parallel.For(0, count * _c.Heads, index => Attend(layer, index / _c.Heads, startPosition + index / _c.Heads, index % _c.Heads, q, attention));
-            MatMul(LlamaTensorRole.Wo, layer, attention, dim, xb, dim, count);
+            MatMul(LlamaTensorRole.Wo, layer, attention, qDim, xb, dim, count);
             for (int i = 0; i < x.Length; i++) x[i] += xb[i];
 
             _weights.ReadRows(LlamaTensorRole.FfnNorm, layer, 0, dim, norm);
@@ -126,8 +136,8 @@ public sealed class LlamaForward
     private void Attend(int layer, int t, int position, int head, float[] q, float[] output)
     {
         int headSize = _c.HeadSize;
-        AttendHead(q.AsSpan(t * _c.Dim + head * headSize, headSize), _keys[layer], _values[layer], position, _c.KvDim, head / (_c.Heads / _c.KvHeads),
-            new float[position + 1], output.AsSpan(t * _c.Dim + head * headSize, headSize));
+        AttendHead(q.AsSpan(t * _c.QDim + head * headSize, headSize), _keys[layer], _values[layer], position, _c.KvDim, head / (_c.Heads / _c.KvHeads),
+            new float[position + 1], output.AsSpan(t * _c.QDim + head * headSize, headSize));
     }
 
     /// <summary>run.c's attention for one head at <paramref name="position"/>: scores over the cached keys, softmax, the weighted values (also the generation engine's).</summary>
@@ -243,8 +253,29 @@ public sealed class LlamaForward
         for (int j = 0; j < x.Length; j++) output[j] = weight[j] * (ss * x[j]);
     }
 
+    /// <summary>Qwen3's q_norm/k_norm: run.c's RMSNorm over each head_dim-wide head of every position, in place.</summary>
+    internal static void NormHeads(Span<float> x, ReadOnlySpan<float> weight, float eps)
+    {
+        for (int at = 0; at < x.Length; at += weight.Length) RmsNorm(x.Slice(at, weight.Length), x.Slice(at, weight.Length), weight, eps);
+    }
+
     private void Rope(Span<float> q, Span<float> k, int position, int headSize)
     {
+        if (_c.HalfSplitRope)
+        {
+            // HuggingFace's rotate_half: element j of a head turns with element j + head_size/2, at inv_freq[j].
+            int half = headSize / 2;
+            for (int j = 0; j < half; j++)
+            {
+                float angle = position * _inverseFrequencies[j];
+                float cos = MathF.Cos(angle), sin = MathF.Sin(angle);
+                for (int head = 0; head < q.Length; head += headSize) RotateHalf(q, head + j, half, cos, sin);
+                for (int head = 0; head < k.Length; head += headSize) RotateHalf(k, head + j, half, cos, sin);
+            }
+
+            return;
+        }
+
         for (int i = 0; i < q.Length; i += 2)
         {
             // Pair i, i+1 of a head rotates at inv_freq[(i mod head_size) / 2]; with theta 10000 and no scaling
@@ -254,6 +285,14 @@ public sealed class LlamaForward
             Rotate(q, i, cos, sin);
             if (i < k.Length) Rotate(k, i, cos, sin);
         }
+    }
+
+    /// <summary>x·cos + rotate_half(x)·sin for the pair (i, i + half), as HuggingFace and qwen3.c compute it.</summary>
+    internal static void RotateHalf(Span<float> vector, int i, int half, float cos, float sin)
+    {
+        float x = vector[i], y = vector[i + half];
+        vector[i] = x * cos - y * sin;
+        vector[i + half] = x * sin + y * cos;
     }
 
     internal static void Rotate(Span<float> vector, int i, float cos, float sin)

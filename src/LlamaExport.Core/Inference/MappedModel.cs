@@ -55,9 +55,9 @@ public sealed unsafe class MappedModel : IDisposable
         var path = weights.FilePath;
         _length = new FileInfo(path).Length;
         var c = weights.Config;
-        foreach (var role in Enum.GetValues<LlamaTensorRole>())
+        foreach (var role in LlamaTensorRoles.Of(c))
         {
-            int layers = role is LlamaTensorRole.TokEmbeddings or LlamaTensorRole.Norm or LlamaTensorRole.Output ? 1 : c.Layers;
+            int layers = LlamaTensorRoles.Count(role, c);
             for (int layer = 0; layer < layers; layer++)
             {
                 var t = weights.Locate(role, layer);

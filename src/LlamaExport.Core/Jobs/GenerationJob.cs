@@ -63,7 +63,9 @@ public static class GenerationJob
         var warnings = new List<string>();
         var notes = new List<string>();
         // distributed-llama's .m is told by its magic; its weights stream as float32 (Q40/Q80 blocks dequantized).
-        IForwardWeights weights = DllamaFile.HasMagic(r.ModelFile) ? OpenDllama(r) : OpenLlama2c(r, warnings, notes);
+        IForwardWeights weights = DllamaFile.HasMagic(r.ModelFile) ? OpenDllama(r)
+            : Qwen3c.Qwen3cFile.HasMagic(r.ModelFile) ? OpenQwen3c(r, notes)
+            : OpenLlama2c(r, warnings, notes);
         try
         {
             var config = weights.Config;
@@ -84,11 +86,13 @@ public static class GenerationJob
             if (r.Prompt is not null && tokenizer is null)
                 throw new LlamaExportException(ErrorIds.TokenizerNotFound, FailureKind.ObjectNotFound,
                     $"-Prompt needs a tokenizer, and none was found beside '{r.ModelFile}'.", r.ModelFile,
-                    "Pass -TokenizerPath (tokenizer.bin, tokenizer.json or tokenizer.model), export one with Export-LlamaTokenizer, or give -PromptIds.");
+                    "Pass -TokenizerPath (tokenizer.bin, tokenizer.json or tokenizer.model; for a qwen3.c or distributed-llama file, the model's tokenizer.json), export one with Export-LlamaTokenizer, or give -PromptIds.");
             int bos = config.BosId ?? tokenizer?.Vocabulary.BosId ?? 1;
-            // A prompt that already starts with BOS's text (a rendered chat template) is not given a second one.
+            // A prompt that already starts with BOS's text (a rendered chat template) is not given a second one, and a
+            // tokenizer without BOS (Qwen's: HuggingFace adds none, nor does qwen3.c) is given none; an empty prompt starts at BOS.
             int[] encoded = r.Prompt is null ? [] : tokenizer!.Encode(r.Prompt);
-            var prompt = r.PromptIds ?? (encoded.Length > 0 && encoded[0] == bos ? encoded : [bos, .. encoded]);
+            bool addsBos = tokenizer is null || tokenizer.Vocabulary.BosId >= 0;
+            var prompt = r.PromptIds ?? (encoded.Length > 0 && (encoded[0] == bos || !addsBos) ? encoded : [bos, .. encoded]);
             foreach (var id in prompt)
                 if (id < 0 || id >= config.VocabSize)
                     throw new LlamaExportException(ErrorIds.InvalidPrompt, FailureKind.InvalidArgument, $"The prompt id {id} is outside the vocabulary of {config.VocabSize}.",
@@ -170,6 +174,35 @@ public static class GenerationJob
         {
             file.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// A qwen3.c .bin holds no rope theta, eps or EOS ids (runq.c hard-codes 1e6 and 1e-6, and reads BOS/EOS from its
+    /// .bin.tokenizer): runq.c's constants, unless the source or the parameters give the model's own.
+    /// </summary>
+    private static Qwen3c.Qwen3cFile OpenQwen3c(GenerationRequest r, List<string> notes)
+    {
+        var file = Qwen3c.Qwen3cFile.Open(r.ModelFile);
+        if (r.SourcePath is null && r.RopeTheta is null && r.RmsNormEps is null) return file;
+        try
+        {
+            var config = file.Config;
+            if (r.SourcePath is not null)
+            {
+                using var source = ModelSourceLoader.Open(r.SourcePath);
+                var s = source.Config;
+                config = config with { RopeTheta = s.RopeTheta, RmsNormEps = s.RmsNormEps, BosId = s.BosId, EosIds = s.EosIds };
+                notes.Add($"Rope theta {s.RopeTheta:G}, eps {s.RmsNormEps:G} and the EOS ids are the source's, not runq.c's constants.");
+            }
+
+            if (r.RopeTheta is double theta) config = config with { RopeTheta = theta };
+            if (r.RmsNormEps is double eps) config = config with { RmsNormEps = eps };
+            return file.WithConfig(config);
+        }
+        finally
+        {
+            file.Dispose();
         }
     }
 

@@ -21,6 +21,7 @@ public static class ExportPlanner
                 $"llama2.c has no version {version} format.", source.ModelPath, "Use -Version 0, 1 or 2 (2 is Q8_0, read by runq.c).");
 
         var c = source.Config;
+        RefuseUnrunnable(c, source.ModelPath);
         int groupSize = 0;
         string? backoff = null;
         if (version == 2) (groupSize, backoff) = GroupSizeRule.Resolve(requested, c.Dim, c.HiddenDim);
@@ -97,6 +98,15 @@ public static class ExportPlanner
             ? $"they cannot be kept as they are: {why}"
             : "at -GroupSize 32 (the default for this source) they are copied losslessly";
         return (null, $"{q8.Count - copied} of the source's {q8.Count} Q8_0 tensors are dequantized and quantized again at group size {groupSize}, which adds error; {alternative}.");
+    }
+
+    /// <summary>run.c and runq.c compute Llama only: a Qwen3 (its own head_dim, q/k norms, half-split rope) is refused, naming the targets that run it.</summary>
+    public static void RefuseUnrunnable(LlamaModelConfig c, string path)
+    {
+        if (c.Family == ModelFamily.Llama) return;
+        throw new LlamaExportException(ErrorIds.TargetCannotRun, FailureKind.NotSupported,
+            $"llama2.c's run.c and runq.c cannot compute '{path}', a {c.Family} model ({c.Architecture}): its file has no place for q_norm/k_norm or a head_dim of its own{(c.QDim != c.Dim ? $" ({c.Heads} × {c.HeadSize} = {c.QDim}, not dim {c.Dim})" : "")}, and those programs rotate heads in Llama's pairs, not in halves.",
+            path, "Export it with -Target Qwen3c (qwen3.c's runq.c) or -Target DistributedLlama (dllama); Invoke-LlamaModel runs either file.");
     }
 
     private static ISourceTensor Resolve(ModelSource source, LlamaTensorRole role, int layer) => SourceRows.Resolve(source, role, layer);

@@ -11,7 +11,7 @@ public static class HuggingFaceConfig
     /// <summary>Larger than any real config.json by three orders of magnitude; refused before it is read.</summary>
     public const long MaxFileBytes = 16L << 20;
 
-    public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM"];
+    public static readonly IReadOnlyList<string> SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen3ForCausalLM"];
 
     /// <summary>run.c hard-codes these; a model trained with others will run, but not as trained.</summary>
     public const double RunCRopeTheta = 10000.0;
@@ -58,12 +58,17 @@ public static class HuggingFaceConfig
             if (root.ValueKind != JsonValueKind.Object) throw Invalid(path, "its top level is not an object");
 
             string architecture = ReadArchitecture(root, path);
+            var family = architecture == "Qwen3ForCausalLM" ? ModelFamily.Qwen3 : ModelFamily.Llama;
             int dim = RequiredInt(root, "hidden_size", path);
             int heads = RequiredInt(root, "num_attention_heads", path);
             int kvHeads = OptionalInt(root, "num_key_value_heads", path) ?? heads;
+            int? headDim = OptionalInt(root, "head_dim", path);
+            if (family == ModelFamily.Qwen3) RefuseQwenVariants(root, path);
             var config = new LlamaModelConfig
             {
                 Architecture = architecture,
+                Family = family,
+                HeadDim = family == ModelFamily.Qwen3 ? headDim ?? (dim % heads == 0 ? dim / heads : throw Invalid(path, $"it sets no head_dim, and hidden_size {dim} is not a multiple of num_attention_heads {heads}")) : null,
                 Dim = dim,
                 HiddenDim = RequiredInt(root, "intermediate_size", path),
                 Layers = RequiredInt(root, "num_hidden_layers", path),
@@ -72,8 +77,8 @@ public static class HuggingFaceConfig
                 VocabSize = RequiredInt(root, "vocab_size", path),
                 MaxSeqLen = RequiredInt(root, "max_position_embeddings", path),
                 TieWordEmbeddings = root.TryGetProperty("tie_word_embeddings", out var tie) && tie.ValueKind == JsonValueKind.True,
-                RopeTheta = OptionalDouble(root, "rope_theta", path) ?? RunCRopeTheta,
-                RmsNormEps = OptionalDouble(root, "rms_norm_eps", path) ?? RunCRmsNormEps,
+                RopeTheta = OptionalDouble(root, "rope_theta", path) ?? (family == ModelFamily.Qwen3 ? 10000.0 : RunCRopeTheta),
+                RmsNormEps = OptionalDouble(root, "rms_norm_eps", path) ?? (family == ModelFamily.Qwen3 ? 1e-6 : RunCRmsNormEps),
                 RopeScaling = ReadRopeScaling(root, path, warnings),
                 BosId = OptionalId(root, "bos_token_id", path),
                 EosIds = ReadIds(root, "eos_token_id", path),
@@ -82,15 +87,14 @@ public static class HuggingFaceConfig
             if (config.RopeTheta <= 0 || !double.IsFinite(config.RopeTheta)) throw Invalid(path, $"rope_theta {config.RopeTheta} is not a positive number");
             if (config.RmsNormEps <= 0 || !double.IsFinite(config.RmsNormEps)) throw Invalid(path, $"rms_norm_eps {config.RmsNormEps} is not a positive number");
 
-            if (dim % heads != 0)
+            if (family == ModelFamily.Llama && dim % heads != 0)
                 throw Invalid(path, $"hidden_size {dim} is not a multiple of num_attention_heads {heads}");
             if (heads % kvHeads != 0)
                 throw Invalid(path, $"num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
             if (config.HeadSize % 2 != 0)
                 throw Invalid(path, $"the head size {config.HeadSize} is odd, so rotary embeddings cannot pair its dimensions");
 
-            int? headDim = OptionalInt(root, "head_dim", path);
-            if (headDim is int hd && hd != config.HeadSize)
+            if (family == ModelFamily.Llama && headDim is int hd && hd != config.HeadSize)
                 throw new LlamaExportException(ErrorIds.UnsupportedHeadDim, FailureKind.NotSupported,
                     $"'{path}' sets head_dim {hd}, but llama2.c always uses hidden_size / num_attention_heads = {config.HeadSize}; this model cannot be expressed in llama2.c's format.",
                     path, "Choose a model whose head_dim equals hidden_size / num_attention_heads.");
@@ -100,8 +104,32 @@ public static class HuggingFaceConfig
         }
     }
 
+    /// <summary>
+    /// What Qwen3's config may set that this module does not compute is refused by name, never dropped: attention
+    /// biases (Qwen2's), a sliding window in use, experts, an activation other than SiLU, rope scaling (YaRN).
+    /// </summary>
+    private static void RefuseQwenVariants(JsonElement root, string path)
+    {
+        LlamaExportException Refuse(string what, string action) => new(ErrorIds.UnsupportedArchitecture, FailureKind.NotSupported,
+            $"'{path}' {what}, which no target here computes; leaving it out would change every output.", path, action);
+        if (root.TryGetProperty("attention_bias", out var bias) && bias.ValueKind == JsonValueKind.True)
+            throw Refuse("sets attention_bias: its q, k and v projections carry biases", "Export a Qwen3 model as Qwen released it (attention_bias false).");
+        if (root.TryGetProperty("use_sliding_window", out var window) && window.ValueKind == JsonValueKind.True)
+            throw Refuse("sets use_sliding_window: some layers attend to a window only", "Set use_sliding_window to false only if the model was trained without it; Qwen3's own configs have it false.");
+        if (OptionalInt(root, "num_experts", path) is > 0)
+            throw Refuse("sets num_experts: a mixture of experts", "Export a dense Qwen3 model (0.6B–32B).");
+        if (root.TryGetProperty("hidden_act", out var act) && act.ValueKind == JsonValueKind.String && act.GetString() != "silu")
+            throw Refuse($"sets hidden_act '{act.GetString()}'", "Export a model whose hidden_act is silu, as Qwen3's is.");
+        if (root.TryGetProperty("rope_scaling", out var scaling) && scaling.ValueKind != JsonValueKind.Null)
+            throw new LlamaExportException(ErrorIds.UnsupportedRopeScaling, FailureKind.NotSupported,
+                $"'{path}' sets rope_scaling {scaling.GetRawText()}; neither qwen3.c nor distributed-llama applies rope scaling to Qwen3, so the model would not run as configured.",
+                path, "Remove rope_scaling from config.json (Qwen3 runs 32,768 positions natively; YaRN is for longer contexts).");
+    }
+
     private static void WarnAboutIgnoredSettings(JsonElement root, ICollection<string> warnings)
     {
+        // Qwen3's configs carry a sliding_window that use_sliding_window false switches off.
+        if (root.TryGetProperty("use_sliding_window", out var use) && use.ValueKind == JsonValueKind.False) return;
         if (root.TryGetProperty("sliding_window", out var window) && window.ValueKind == JsonValueKind.Number)
             warnings.Add($"sliding_window is {window.GetRawText()}, but run.c attends to the whole context; results past that length will differ.");
     }
@@ -163,6 +191,7 @@ public static class HuggingFaceConfig
             {
                 "llama" => "LlamaForCausalLM",
                 "mistral" => "MistralForCausalLM",
+                "qwen3" => "Qwen3ForCausalLM",
                 var other => throw Unsupported(path, $"model_type '{other}'"),
             };
         }
@@ -172,8 +201,14 @@ public static class HuggingFaceConfig
 
     private static LlamaExportException Unsupported(string path, string what) =>
         new(ErrorIds.UnsupportedArchitecture, FailureKind.NotSupported,
-            $"'{path}' describes {what}; llama2.c can only run {string.Join(" and ", SupportedArchitectures)} models.",
-            path, "Export a Llama-family model (Llama, Llama 2, TinyLlama, Mistral, or a fine-tune of one).");
+            $"'{path}' describes {what}; this module reads {string.Join(", ", SupportedArchitectures)} models{Why(what)}.",
+            path, "Export a Llama-family model (Llama, Llama 2/3, TinyLlama, Mistral, or a fine-tune of one) or a dense Qwen3.");
+
+    /// <summary>Why a near relative is not read.</summary>
+    private static string Why(string what) =>
+        what.Contains("Qwen2", StringComparison.OrdinalIgnoreCase) || what.Contains("'qwen2'", StringComparison.Ordinal)
+            ? " (Qwen2 and Qwen2.5 carry q/k/v biases, which no target here computes)"
+            : what.Contains("Moe", StringComparison.OrdinalIgnoreCase) ? " (mixtures of experts are not carried)" : "";
 
     private static int RequiredInt(JsonElement root, string name, string path) =>
         OptionalInt(root, name, path) ?? throw Invalid(path, $"it has no {name}");

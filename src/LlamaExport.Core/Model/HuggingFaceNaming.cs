@@ -17,6 +17,8 @@ public static class HuggingFaceNaming
         LlamaTensorRole.W3 => $"model.layers.{layer}.mlp.up_proj.weight",
         LlamaTensorRole.Norm => "model.norm.weight",
         LlamaTensorRole.Output => "lm_head.weight",
+        LlamaTensorRole.QNorm => $"model.layers.{layer}.self_attn.q_norm.weight",
+        LlamaTensorRole.KNorm => $"model.layers.{layer}.self_attn.k_norm.weight",
         _ => throw new ArgumentOutOfRangeException(nameof(role)),
     };
 }

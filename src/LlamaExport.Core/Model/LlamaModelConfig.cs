@@ -1,5 +1,18 @@
 namespace LlamaExport.Core.Model;
 
+/// <summary>The architectures this module reads, computes and exports.</summary>
+public enum ModelFamily
+{
+    /// <summary>Llama, Llama 2/3.x, Mistral (dense): head_dim = dim / n_heads, no q/k norms.</summary>
+    Llama,
+
+    /// <summary>
+    /// Qwen3 (dense): its own head_dim (n_heads × head_dim may differ from dim), an RMSNorm over each head of q and k
+    /// before rope, and HuggingFace's half-split rope, so q and k stay in the checkpoint's row order.
+    /// </summary>
+    Qwen3,
+}
+
 /// <summary>The hyper-parameters llama2.c stores in its header, plus what export needs to check them.</summary>
 public sealed record LlamaModelConfig
 {
@@ -35,14 +48,33 @@ public sealed record LlamaModelConfig
     /// </summary>
     public IReadOnlySet<string>? DeclaredKeys { get; init; }
 
-    public int HeadSize => Dim / Heads;
+    /// <summary>The architecture: which tensors a layer has and how its attention rotates.</summary>
+    public ModelFamily Family { get; init; } = ModelFamily.Llama;
+
+    /// <summary>head_dim when the model sets its own (Qwen3); null for dim / n_heads.</summary>
+    public int? HeadDim { get; init; }
+
+    public int HeadSize => HeadDim ?? Dim / Heads;
+
+    /// <summary>Rows of wq and columns of wo: n_heads × head_dim (dim, for Llama).</summary>
+    public int QDim => Heads * HeadSize;
+
     public int KvDim => KvHeads * HeadSize;
 
-    /// <summary>Every parameter llama2.c stores (classifier counted once when shared).</summary>
+    /// <summary>True when each head of q and k goes through its own RMSNorm before rope (Qwen3's q_norm and k_norm).</summary>
+    public bool QkNorm => Family == ModelFamily.Qwen3;
+
+    /// <summary>
+    /// True when rope rotates element i of a head with element i + head_dim/2 (HuggingFace's rotate_half, llama.cpp's
+    /// NEOX); false for Llama's pairs (2i, 2i+1) in Meta's row order, which llama2.c's files hold.
+    /// </summary>
+    public bool HalfSplitRope => Family == ModelFamily.Qwen3;
+
+    /// <summary>Every parameter a file stores (classifier counted once when shared).</summary>
     public long ParameterCount(bool sharedClassifier)
     {
-        long d = Dim, h = HiddenDim, kv = KvDim, v = VocabSize;
-        long perLayer = 2 * d + d * d + 2 * kv * d + d * d + 3 * h * d;
+        long d = Dim, h = HiddenDim, kv = KvDim, q = QDim, v = VocabSize;
+        long perLayer = 2 * d + q * d + 2 * kv * d + d * q + 3 * h * d + (QkNorm ? 2L * HeadSize : 0);
         return v * d + Layers * perLayer + d + (sharedClassifier ? 0 : v * d);
     }
 }

@@ -15,12 +15,27 @@ public enum LlamaTensorRole
     W3,
     Norm,
     Output,
+
+    /// <summary>Qwen3's RMSNorm weight over each head of q (head_dim values per layer).</summary>
+    QNorm,
+
+    /// <summary>Qwen3's RMSNorm weight over each head of k.</summary>
+    KNorm,
 }
 
 public static class LlamaTensorRoles
 {
     public static bool IsPerLayer(LlamaTensorRole role) =>
         role is not (LlamaTensorRole.TokEmbeddings or LlamaTensorRole.Norm or LlamaTensorRole.Output);
+
+    /// <summary>The roles a model of this config has: Llama's twelve, and Qwen3's q/k norms where it has them.</summary>
+    public static IReadOnlyList<LlamaTensorRole> Of(LlamaModelConfig c) => c.QkNorm ? WithQkNorm : Llama;
+
+    /// <summary>How many of a role a model has: one per layer, or one.</summary>
+    public static int Count(LlamaTensorRole role, LlamaModelConfig c) => IsPerLayer(role) ? c.Layers : 1;
+
+    private static readonly LlamaTensorRole[] Llama = [.. Enum.GetValues<LlamaTensorRole>().Where(r => r is not (LlamaTensorRole.QNorm or LlamaTensorRole.KNorm))];
+    private static readonly LlamaTensorRole[] WithQkNorm = Enum.GetValues<LlamaTensorRole>();
 
     /// <summary>llama2.c's name for a tensor: "wq.3", "tok_embeddings".</summary>
     public static string Llama2cName(LlamaTensorRole role, int layer) => role switch
@@ -46,6 +61,8 @@ public static class LlamaTensorRoles
         LlamaTensorRole.W3 => "w3",
         LlamaTensorRole.Norm => "norm",
         LlamaTensorRole.Output => "output",
+        LlamaTensorRole.QNorm => "q_norm",
+        LlamaTensorRole.KNorm => "k_norm",
         _ => role.ToString(),
     };
 
@@ -62,7 +79,9 @@ public static class LlamaTensorRoles
     {
         LlamaTensorRole.TokEmbeddings or LlamaTensorRole.Output => (c.VocabSize, c.Dim),
         LlamaTensorRole.AttentionNorm or LlamaTensorRole.FfnNorm or LlamaTensorRole.Norm => (c.Dim, 1),
-        LlamaTensorRole.Wq or LlamaTensorRole.Wo => (c.Dim, c.Dim),
+        LlamaTensorRole.Wq => (c.QDim, c.Dim),
+        LlamaTensorRole.Wo => (c.Dim, c.QDim),
+        LlamaTensorRole.QNorm or LlamaTensorRole.KNorm => (c.HeadSize, 1),
         LlamaTensorRole.Wk or LlamaTensorRole.Wv => (c.KvDim, c.Dim),
         LlamaTensorRole.W1 or LlamaTensorRole.W3 => (c.HiddenDim, c.Dim),
         LlamaTensorRole.W2 => (c.Dim, c.HiddenDim),

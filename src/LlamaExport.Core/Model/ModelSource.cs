@@ -1,3 +1,4 @@
+using LlamaExport.Core.Errors;
 using LlamaExport.Core.Sources;
 
 namespace LlamaExport.Core.Model;
@@ -28,8 +29,21 @@ public sealed class ModelSource : IDisposable
         Config = config;
         Tensors = tensors;
         _nameOf = nameOf;
-        RotaryPermuted = rotaryPermuted;
+        // A half-split-rope model (Qwen3) rotates in HF's own row order: its q/k are never un-permuted.
+        RotaryPermuted = rotaryPermuted && !config.HalfSplitRope;
         Warnings = warnings;
+        if (config.Family == ModelFamily.Qwen3 && format is SourceFormat.HuggingFaceSafetensors or SourceFormat.HuggingFacePyTorch)
+        {
+            foreach (var projection in new[] { "q_proj", "k_proj", "v_proj", "o_proj" })
+            {
+                var name = $"model.layers.0.self_attn.{projection}.bias";
+                if (!tensors.TryGetTensor(name, out _)) continue;
+                tensors.Dispose();
+                throw new LlamaExportException(ErrorIds.UnsupportedArchitecture, FailureKind.NotSupported,
+                    $"'{modelPath}' holds {name}: its attention projections carry biases (as Qwen2's do), which no target here computes; dropping them would change every output.",
+                    modelPath, "Export a Qwen3 model as Qwen released it (without attention biases).");
+            }
+        }
     }
 
     public string ModelPath { get; }

@@ -125,6 +125,7 @@ public static class OutputTargets
 
         public ConfigPlan PlanFromConfig(LlamaModelConfig config, string configPath, TargetOptions options, List<string> warnings)
         {
+            ExportPlanner.RefuseUnrunnable(config, configPath);
             if (!ExportPlanner.SupportedVersions.Contains(options.Version))
                 throw new Errors.LlamaExportException(Errors.ErrorIds.InvalidVersion, Errors.FailureKind.InvalidArgument, $"llama2.c has no version {options.Version} format.", configPath, "Use -Version 0, 1 or 2.");
             int requested = options.GroupSize ?? GroupSizeRule.DefaultGroupSize;
@@ -211,8 +212,8 @@ public static class OutputTargets
     }
 
     /// <summary>
-    /// adriancable/qwen3.c: its tokenizer and prompt files are written now (Export-LlamaTokenizer -Target Qwen3c); its
-    /// model file needs a Qwen3 checkpoint, which this module does not read yet, so a model export is refused by name.
+    /// adriancable/qwen3.c: a Qwen3 model as its Q8_0 .bin (<see cref="Qwen3cModelFile"/>), and beside it the
+    /// .bin.tokenizer and four .bin.template* files runq.c will not start without.
     /// </summary>
     private sealed class Qwen3cTarget : IOutputTarget
     {
@@ -220,23 +221,41 @@ public static class OutputTargets
 
         public IReadOnlyList<string> Parameters { get; } = [];
 
+        /// <summary>qwen3.c's README names its files after the model: Qwen3-4B.bin.</summary>
         public string ModelFileName(string modelName, TargetOptions options) => $"{modelName}.bin";
 
         public string TokenizerPath(string modelName, string modelOutputPath) => modelOutputPath + Qwen3cTokenizerFile.TokenizerSuffix;
 
-        public string Describe(ExportPlan plan, TargetOptions options) => "qwen3.c .bin";
+        public string Describe(ExportPlan plan, TargetOptions options) => $"qwen3.c .bin (Q8_0, group size {plan.GroupSize}, read by qwen3.c's runq.c)";
 
-        private static Errors.LlamaExportException ModelNotYet(string path) => new(Errors.ErrorIds.TargetCannotRun, Errors.FailureKind.NotSupported,
-            "qwen3.c runs Qwen3 models only, and this version of LlamaExport does not read Qwen3 checkpoints yet: only qwen3.c's tokenizer and prompt files can be written.", path,
-            "Write the tokenizer with Export-LlamaTokenizer -Target Qwen3c; export the model with qwen3.c's export.py for now. Llama models go to -Target Llama2c or DistributedLlama.");
+        public ExportPlan Plan(ModelSource source, TargetOptions options, IComputeBackend? backend, CancellationToken cancellationToken) =>
+            Qwen3cModelFile.Plan(source, backend, cancellationToken);
 
-        public ExportPlan Plan(ModelSource source, TargetOptions options, IComputeBackend? backend, CancellationToken cancellationToken) => throw ModelNotYet(source.ModelPath);
-
-        public ConfigPlan PlanFromConfig(LlamaModelConfig config, string configPath, TargetOptions options, List<string> warnings) => throw ModelNotYet(configPath);
+        public ConfigPlan PlanFromConfig(LlamaModelConfig config, string configPath, TargetOptions options, List<string> warnings)
+        {
+            Qwen3cModelFile.RefuseUnrunnable(config, configPath);
+            var (groupSize, backoff) = Qwen3cModelFile.GroupSize(config);
+            if (backoff is not null) warnings.Add(backoff);
+            warnings.AddRange(Qwen3cModelFile.RuntimeWarnings(config));
+            bool shared = config.TieWordEmbeddings;
+            return new ConfigPlan(Qwen3cModelFile.FileSize(config, shared, groupSize), Qwen3cModelFile.DefaultGroupSize, groupSize, backoff, shared);
+        }
 
         public string ExportArguments(TargetOptions options) => " -Target Qwen3c";
 
-        public TargetTokenizer Tokenizer(ModelSource source) => throw ModelNotYet(source.ModelPath);
+        public TargetTokenizer Tokenizer(ModelSource source)
+        {
+            if (!Directory.Exists(source.ModelPath))
+                throw new Errors.LlamaExportException(Errors.ErrorIds.TokenizerNotFound, Errors.FailureKind.ObjectNotFound,
+                    $"qwen3.c's tokenizer is built from a HuggingFace folder's tokenizer.json, tokenizer_config.json and config.json, and '{source.ModelPath}' is a single file.", source.ModelPath,
+                    "Export the model without -IncludeTokenizer, then write the tokenizer from the model's HuggingFace folder: Export-LlamaTokenizer <folder> -Target Qwen3c -OutputPath <model>.bin.tokenizer.");
+            var contents = Qwen3cTokenizerFile.Read(source.ModelPath);
+            if (contents.Tokens.Count > source.Config.VocabSize)
+                throw new Errors.LlamaExportException(Errors.ErrorIds.TokenizerVocabMismatch, Errors.FailureKind.InvalidData,
+                    $"'{contents.SourcePath}' has {contents.Tokens.Count} tokens but the model's vocabulary is {source.Config.VocabSize}.", contents.SourcePath,
+                    "Use the tokenizer that came with this model.");
+            return new TargetTokenizer(contents.Files, (path, force, sources) => Qwen3cTokenizerFile.Write(contents, path, force, sources));
+        }
 
         public TargetTokenizer Tokenizer(string path)
         {

@@ -1,0 +1,275 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using LlamaExport.Core.Errors;
+using LlamaExport.Core.Inference;
+using LlamaExport.Core.Loading;
+using LlamaExport.Core.Model;
+using LlamaExport.Core.Qwen3c;
+using LlamaExport.Testing;
+using Xunit;
+
+namespace LlamaExport.Tests;
+
+/// <summary>
+/// Qwen3 read, run and exported: qwen3-tiny (tests/fixtures/qwen3-tiny) against an independent numpy forward pass,
+/// qwen3.c's export.py (byte for byte) and runq.c (its ids, compiled from tests/third_party/qwen3.c).
+/// </summary>
+public sealed partial class Qwen3ModelTests : IClassFixture<Qwen3ModelTests.Runq>
+{
+    private readonly Runq _runq;
+
+    public Qwen3ModelTests(Runq runq) => _runq = runq;
+
+    public static string Tiny() => TestPaths.Fixture("qwen3-tiny");
+
+    private static JsonElement Greedy(string run)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(TestPaths.Fixture("qwen3-tiny", "golden", "greedy.json")));
+        return doc.RootElement.GetProperty(run).Clone();
+    }
+
+    private static int[] Ints(JsonElement e) => [.. e.EnumerateArray().Select(x => x.GetInt32())];
+
+    private static JsonElement Qwen3cGoldens()
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(TestPaths.Fixture("qwen3c", "qwen3-tiny-goldens.json")));
+        return doc.RootElement.Clone();
+    }
+
+    internal static string Sha(string path) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(path)));
+
+    /// <summary>runq.c, compiled once; and a tokenizer whose piece for id i is "&lt;i&gt;", so prompts are given and read as ids.</summary>
+    public sealed class Runq : IDisposable
+    {
+        private readonly TempFolder _folder = new();
+
+        public Runq()
+        {
+            Compiler = new[] { "cc", "gcc", "clang" }.FirstOrDefault(c => (Environment.GetEnvironmentVariable("PATH") ?? "")
+                .Split(Path.PathSeparator).Any(d => File.Exists(Path.Combine(d, c))));
+            if (Compiler is null) return;
+            Program = _folder["runq"];
+            var (code, _, stderr) = Execute(Compiler, "-O2", "-o", Program, Path.Combine(TestPaths.RepositoryRoot, "tests", "third_party", "qwen3.c", "runq.c"), "-lm");
+            if (code != 0) throw new InvalidOperationException($"{Compiler} failed on qwen3.c's runq.c: {stderr}");
+        }
+
+        public string? Compiler { get; }
+        public string Program { get; } = "";
+        public string Scratch => _folder.Path;
+
+        /// <summary>runq.c's greedy ids after <paramref name="prompt"/> from a .bin, with the id tokenizer and empty templates beside a copy of it.</summary>
+        public int[] Generate(string model, int[] prompt, int context)
+        {
+            var folder = Path.Combine(Scratch, Guid.NewGuid().ToString("N"));
+            Directory.CreateDirectory(folder);
+            var bin = Path.Combine(folder, "model.bin");
+            File.Copy(model, bin);
+            using (var w = new BinaryWriter(File.Create(bin + ".tokenizer")))
+            {
+                w.Write(8u);
+                w.Write(uint.MaxValue); // bos and eos: never generated, so nothing stops early
+                w.Write(uint.MaxValue);
+                for (int i = 0; i < 512; i++)
+                {
+                    var piece = Encoding.ASCII.GetBytes($"<{i}>");
+                    w.Write(0f);
+                    w.Write(piece.Length);
+                    w.Write(piece);
+                }
+            }
+
+            foreach (var suffix in new[] { ".template", ".template.with-thinking", ".template.with-system", ".template.with-system-and-thinking" })
+                File.WriteAllText(bin + suffix, "%s");
+            var (code, stdout, stderr) = Execute(Program, bin, "-m", "generate", "-t", "0", "-c", context.ToString(), "-i", string.Concat(prompt.Select(i => $"<{i}>")));
+            Assert.True(code == 0, $"runq.c failed: {stderr}");
+            var ids = IdPattern().Matches(stdout).Select(m => int.Parse(m.Groups[1].Value)).ToArray();
+            Assert.Equal(prompt, ids[..prompt.Length]);
+            return ids[prompt.Length..];
+        }
+
+        public void Dispose() => _folder.Dispose();
+    }
+
+    private static (int ExitCode, string Stdout, string Stderr) Execute(string program, params string[] arguments)
+    {
+        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in arguments) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(60_000)) { process.Kill(); throw new TimeoutException($"{program} did not finish in 60 s"); }
+        return (process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [GeneratedRegex(@"<(\d+)>")]
+    private static partial Regex IdPattern();
+
+    [Fact]
+    public void The_config_is_read_as_Qwen3_with_its_own_head_dim()
+    {
+        using var source = ModelSourceLoader.Open(Tiny());
+        var c = source.Config;
+        Assert.Equal(ModelFamily.Qwen3, c.Family);
+        Assert.Equal((64, 4, 2, 32, 128, 64), (c.Dim, c.Heads, c.KvHeads, c.HeadSize, c.QDim, c.KvDim));
+        Assert.Equal((1000000.0, 1e-6), (c.RopeTheta, c.RmsNormEps));
+        Assert.True(c.QkNorm && c.HalfSplitRope && c.TieWordEmbeddings);
+        Assert.False(source.RotaryPermuted);
+        Assert.Equal(14, LlamaTensorRoles.Of(c).Count);
+    }
+
+    [Theory]
+    [InlineData("from-endoftext")]
+    [InlineData("from-im-start-user")]
+    public void The_forward_pass_from_the_checkpoint_gives_the_independent_goldens_ids(string run)
+    {
+        var golden = Greedy(run);
+        using var source = ModelSourceLoader.Open(Tiny());
+        var forward = new LlamaForward(new SourceForwardWeights(source), 64, quantizedActivations: false);
+        var ids = forward.Greedy(Ints(golden.GetProperty("prompt")), 64);
+        Assert.Equal(Ints(golden.GetProperty("ids")), ids);
+
+        // The logits themselves, at the first position, to float32 rounding of a different summation order.
+        var again = new LlamaForward(new SourceForwardWeights(source), 64, quantizedActivations: false);
+        var logits = again.Forward([Ints(golden.GetProperty("prompt"))[0]], 0);
+        var expected = golden.GetProperty("logits").GetProperty("0").EnumerateArray().Select(e => e.GetSingle()).ToArray();
+        for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - logits[i]) < 1e-4, $"logit {i}: {logits[i]} vs {expected[i]}");
+    }
+
+    [Fact]
+    public void The_goldens_negatives_show_each_part_of_Qwen3s_attention_matters()
+    {
+        // If leaving out the q/k norms, rotating Llama's pairs or using theta 10000 gave the same ids, the test above
+        // would not notice those mistakes; the golden records that each changes the ids within six steps.
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(TestPaths.Fixture("qwen3-tiny", "golden", "greedy.json")));
+        foreach (var wrong in doc.RootElement.GetProperty("wrong-negatives").EnumerateObject())
+            foreach (var run in wrong.Value.EnumerateObject())
+            {
+                var right = Ints(doc.RootElement.GetProperty(run.Name).GetProperty("ids"));
+                var mistaken = Ints(run.Value);
+                int first = Enumerable.Range(0, right.Length).First(i => right[i] != mistaken[i]);
+                Assert.True(first <= 5, $"{wrong.Name} on {run.Name} first differs at step {first}");
+            }
+    }
+
+    /// <summary>Exports qwen3-tiny (or another source) to qwen3.c with its tokenizer; returns the folder.</summary>
+    private static string ExportQwen3c(string model, string output, bool tokenizer = true)
+    {
+        using var ps = new HostedPowerShell();
+        var (_, pipeline) = ps.Run($"Export-LlamaModel $m -Target Qwen3c -OutputPath $o{(tokenizer ? " -IncludeTokenizer" : "")} -WarningAction SilentlyContinue | Out-Null",
+            new Dictionary<string, object?> { ["m"] = model, ["o"] = output });
+        Assert.False(pipeline.HadErrors, string.Join("; ", pipeline.Streams.Error));
+        return output;
+    }
+
+    [Fact]
+    public void Export_LlamaModel_Target_Qwen3c_writes_export_py_s_six_files_byte_for_byte()
+    {
+        using var temp = new TempFolder();
+        var output = ExportQwen3c(Tiny(), temp["qwen3-tiny.bin"]);
+        var files = Qwen3cGoldens().GetProperty("files");
+        Assert.Equal(files.EnumerateObject().Select(p => p.Name).Order(), Directory.GetFiles(temp.Path).Select(Path.GetFileName).Order());
+        foreach (var file in files.EnumerateObject())
+        {
+            var path = temp[file.Name];
+            Assert.Equal(file.Value.GetProperty("bytes").GetInt64(), new FileInfo(path).Length);
+            Assert.True(file.Value.GetProperty("sha256").GetString() == Sha(path), $"{file.Name} differs from export.py's");
+        }
+
+        using var read = Qwen3cFile.Open(output);
+        Assert.Equal((64, 32, true), (read.GroupSize, read.Config.HeadSize, read.SharedClassifier));
+    }
+
+    [Fact]
+    public void A_GGUF_of_the_same_weights_exports_the_same_bytes_and_runs_the_same_ids()
+    {
+        using var temp = new TempFolder();
+        var gguf = temp["qwen3-tiny.gguf"];
+        GgufConverter.Write(Tiny(), gguf, q8: false);
+        using (var source = ModelSourceLoader.Open(gguf))
+        {
+            Assert.Equal(ModelFamily.Qwen3, source.Config.Family);
+            Assert.Equal(32, source.Config.HeadSize);
+            var golden = Greedy("from-im-start-user");
+            var ids = new LlamaForward(new SourceForwardWeights(source), 64, false).Greedy(Ints(golden.GetProperty("prompt")), 64);
+            Assert.Equal(Ints(golden.GetProperty("ids")), ids);
+        }
+
+        var output = ExportQwen3c(gguf, temp["from-gguf.bin"], tokenizer: false);
+        Assert.Equal(Qwen3cGoldens().GetProperty("files").GetProperty("qwen3-tiny.bin").GetProperty("sha256").GetString(), Sha(output));
+    }
+
+    [SkippableTheory]
+    [InlineData("from-endoftext")]
+    [InlineData("from-im-start-user")]
+    public void Runq_c_and_Invoke_LlamaModel_generate_from_our_file_the_ids_runq_c_generates_from_export_py_s(string run)
+    {
+        var golden = Qwen3cGoldens().GetProperty("runq").GetProperty(run);
+        var prompt = Ints(golden.GetProperty("prompt"));
+        var expected = Ints(golden.GetProperty("ids"));
+        using var temp = new TempFolder();
+        var output = ExportQwen3c(Tiny(), temp["qwen3-tiny.bin"], tokenizer: false);
+
+        using var ps = new HostedPowerShell();
+        var (results, pipeline) = ps.Run("Invoke-LlamaModel $o -PromptIds $p -Steps 64",
+            new Dictionary<string, object?> { ["o"] = output, ["p"] = prompt });
+        Assert.False(pipeline.HadErrors, string.Join("; ", pipeline.Streams.Error));
+        var ours = results.Select(r => Convert.ToInt32(r.BaseObject)).ToArray();
+        Assert.Equal(expected, ours);
+
+        Skip.If(_runq.Compiler is null, "No C compiler (cc, gcc or clang) on the PATH, so qwen3.c's runq.c cannot be compiled here.");
+        Assert.Equal(expected, _runq.Generate(output, prompt, golden.GetProperty("context").GetInt32()));
+    }
+
+    [Fact]
+    public void The_llama2c_target_refuses_Qwen3_naming_the_targets_that_run_it()
+    {
+        using var temp = new TempFolder();
+        using var ps = new HostedPowerShell();
+        var (_, pipeline) = ps.Run("Export-LlamaModel $m -OutputDirectory $o -Version 2", new Dictionary<string, object?> { ["m"] = Tiny(), ["o"] = temp.Path });
+        var error = Assert.Single(pipeline.Streams.Error);
+        Assert.StartsWith("TargetCannotRun,", error.FullyQualifiedErrorId, StringComparison.Ordinal);
+        Assert.Contains("-Target Qwen3c", error.ErrorDetails.RecommendedAction, StringComparison.Ordinal);
+        Assert.Contains("-Target DistributedLlama", error.ErrorDetails.RecommendedAction, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(temp.Path));
+    }
+
+    [Theory]
+    [InlineData("\"attention_bias\": true", "attention_bias")]
+    [InlineData("\"use_sliding_window\": true", "use_sliding_window")]
+    [InlineData("\"num_experts\": 8", "num_experts")]
+    [InlineData("\"hidden_act\": \"gelu\"", "hidden_act")]
+    [InlineData("\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}", "rope_scaling")]
+    public void Qwen_variants_this_module_does_not_compute_are_refused_by_name(string setting, string named)
+    {
+        using var temp = new TempFolder();
+        var folder = temp["model"];
+        Directory.CreateDirectory(folder);
+        File.Copy(Path.Combine(Tiny(), "model.safetensors"), Path.Combine(folder, "model.safetensors"));
+        var config = File.ReadAllText(Path.Combine(Tiny(), "config.json"));
+        var key = setting[..(setting.IndexOf(':') + 1)];
+        var lines = config.Split('\n').Where(l => !l.TrimStart().StartsWith(key, StringComparison.Ordinal)).ToList();
+        lines.Insert(1, $"  {setting},");
+        File.WriteAllText(Path.Combine(folder, "config.json"), string.Join('\n', lines));
+        var e = Assert.Throws<LlamaExportException>(() => ModelSourceLoader.Open(folder).Dispose());
+        Assert.True(e.ErrorId is ErrorIds.UnsupportedArchitecture or ErrorIds.UnsupportedRopeScaling, e.ErrorId);
+        Assert.Contains(named, e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("Qwen2ForCausalLM", "biases")]
+    [InlineData("Qwen3MoeForCausalLM", "experts")]
+    public void Qwen2_and_Qwen3_MoE_checkpoints_are_refused_saying_why(string architecture, string why)
+    {
+        using var temp = new TempFolder();
+        var folder = temp["model"];
+        Directory.CreateDirectory(folder);
+        File.Copy(Path.Combine(Tiny(), "model.safetensors"), Path.Combine(folder, "model.safetensors"));
+        File.WriteAllText(Path.Combine(folder, "config.json"), File.ReadAllText(Path.Combine(Tiny(), "config.json")).Replace("Qwen3ForCausalLM", architecture, StringComparison.Ordinal));
+        var e = Assert.Throws<LlamaExportException>(() => ModelSourceLoader.Open(folder).Dispose());
+        Assert.Equal(ErrorIds.UnsupportedArchitecture, e.ErrorId);
+        Assert.Contains(why, e.Message, StringComparison.Ordinal);
+    }
+}
