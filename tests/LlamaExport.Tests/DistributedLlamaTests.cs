@@ -57,6 +57,9 @@ public class DistributedLlamaExportTests
     [InlineData("stories260K/hf-f32", DllamaWeightType.F32, "stories260K")]
     [InlineData("stories260K/hf-bin", DllamaWeightType.F32, "stories260K")]
     [InlineData("stories260K/hf-bf16-sharded", DllamaWeightType.F32, null)]
+    [InlineData("qwen3-tiny", DllamaWeightType.F32, "qwen3-tiny")]
+    [InlineData("qwen3-tiny", DllamaWeightType.Q40, "qwen3-tiny")]
+    [InlineData("qwen3-tiny", DllamaWeightType.Q80, "qwen3-tiny")]
     public void The_m_file_equals_convert_hf_py_s(string model, DllamaWeightType weightType, string? golden)
     {
         using var temp = new TempFolder();
@@ -387,6 +390,7 @@ public class DistributedLlamaExportTests
 
     [Theory]
     [InlineData("llama3-tiny")]
+    [InlineData("qwen3-tiny")]
     [InlineData("tok3")]
     [InlineData("tok2")]
     public void Export_LlamaTokenizer_writes_convert_tokenizer_hf_py_s_t(string which)
@@ -394,7 +398,7 @@ public class DistributedLlamaExportTests
         using var temp = new TempFolder();
         string folder = which switch
         {
-            "llama3-tiny" => TestPaths.Fixture("llama3-tiny"),
+            "llama3-tiny" or "qwen3-tiny" => TestPaths.Fixture(which),
             "tok3" => Folder(temp, "tok3", ("llama3-tokenizer", "tokenizer.json"), ("llama3-tokenizer", "tokenizer_config.json")),
             _ => Folder(temp, "tok2", ("llama2-tokenizer", "tokenizer.model"), ("llama2-tokenizer", "tokenizer_config.json")),
         };
@@ -722,6 +726,43 @@ public sealed class DistributedLlamaProgramTests : IClassFixture<DistributedLlam
         var golden = json.RootElement.GetProperty("sequences").GetProperty("llama3-from-bos").EnumerateArray().Select(e => e.GetInt32()).ToList();
         var pieces = Generate(model, _dllama.IdTokenizer, "f32", "", 64, twoNodes: false);
         Assert.Equal(golden.Take(64).Select(Piece), pieces);
+    }
+
+    [SkippableFact]
+    public void Dllama_generates_qwen3_tiny_s_golden_ids_from_our_F32_file_on_one_node_and_two()
+    {
+        Skip.If(_dllama.Program is null, "g++ and make are needed to build dllama.");
+        var model = DistributedLlamaExportTests.Export(TestPaths.Fixture("qwen3-tiny"), DllamaWeightType.F32, Path.Combine(_dllama.Scratch, $"{Guid.NewGuid():N}.m"));
+        Assert.Equal(DistributedLlamaExportTests.Golden("dllama_model_qwen3-tiny_f32.m").Sha256, DistributedLlamaExportTests.Sha(model));
+        // From <|endoftext|> (256), as greedy.json's "from-endoftext" (an independent numpy transcription of
+        // HuggingFace's Qwen3 forward); the id tokenizer's BOS is 256 and its EOS 258, which the golden never reaches.
+        var tokenizer = Path.Combine(_dllama.Scratch, $"{Guid.NewGuid():N}.t");
+        File.WriteAllBytes(tokenizer, DllamaTokenizerFile.Build(new DllamaTokenizerFile.Contents(
+            [.. Enumerable.Range(0, 512).Select(i => Encoding.ASCII.GetBytes($"[{i}]"))], [.. Enumerable.Range(0, 512).Select(i => -(float)i)],
+            256, true, [258], null, "ids")));
+        using var json = JsonDocument.Parse(File.ReadAllBytes(TestPaths.Fixture("qwen3-tiny", "golden", "greedy.json")));
+        var golden = json.RootElement.GetProperty("from-endoftext").GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()).ToList();
+        var pieces = Generate(model, tokenizer, "f32", "", 63, twoNodes: false);
+        Assert.Equal(golden.Take(63).Select(id => id is 256 or 258 ? "~" : $"[{id}]"), pieces);
+        Assert.Equal(pieces, Generate(model, tokenizer, "f32", "", 63, twoNodes: true));
+
+        // Our Q40 file runs too, and Invoke-LlamaModel's engine with dllama's Q80 activations predicts the same first tokens.
+        var q40 = DistributedLlamaExportTests.Export(TestPaths.Fixture("qwen3-tiny"), DllamaWeightType.Q40, Path.Combine(_dllama.Scratch, $"{Guid.NewGuid():N}.m"));
+        Assert.Equal(DistributedLlamaExportTests.Golden("dllama_model_qwen3-tiny_q40.m").Sha256, DistributedLlamaExportTests.Sha(q40));
+        var quantized = Generate(q40, tokenizer, "q80", "", 16, twoNodes: false);
+        using var weights = DllamaFile.Open(q40);
+        using var mapped = new Core.Inference.MappedModel(weights);
+        using var engine = new Core.Inference.FastForward(mapped, 64, quantizedActivations: true);
+        var ours = new List<string>();
+        int token = 256;
+        for (int position = 0; position < quantized.Count; position++)
+        {
+            token = Core.Inference.LlamaForward.ArgMax(engine.Forward(token, position));
+            ours.Add(token is 256 or 258 ? "~" : $"[{token}]");
+        }
+
+        output.WriteLine($"dllama Q40: {string.Join(' ', quantized)}; ours: {string.Join(' ', ours)}");
+        Assert.Equal(quantized, ours);
     }
 
     [SkippableFact]

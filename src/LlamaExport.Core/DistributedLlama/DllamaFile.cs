@@ -81,16 +81,25 @@ public sealed class DllamaFile : IMappableWeights
 
             int Get(DllamaModelFile.Key key, int? fallback = null) => values.TryGetValue(key, out var v) ? v
                 : fallback ?? throw Invalid(path, $"its header has no {key}");
-            if (Get(DllamaModelFile.Key.ArchType) != DllamaModelFile.ArchLlama)
-                throw new LlamaExportException(ErrorIds.Llama2cFileInvalid, FailureKind.NotSupported, $"'{path}' is a distributed-llama model of another architecture (0x{Get(DllamaModelFile.Key.ArchType):X}); this module computes Llama's.", path, "Use a Llama .m file.");
+            var family = Get(DllamaModelFile.Key.ArchType) switch
+            {
+                DllamaModelFile.ArchLlama => ModelFamily.Llama,
+                DllamaModelFile.ArchQwen3 => ModelFamily.Qwen3,
+                var arch => throw new LlamaExportException(ErrorIds.Llama2cFileInvalid, FailureKind.NotSupported,
+                    $"'{path}' is a distributed-llama model of another architecture (0x{arch:X}{(arch == 0xABCD02 ? ", Qwen3's mixture of experts" : "")}); this module computes Llama's and dense Qwen3's.", path, "Use a Llama or Qwen3 .m file."),
+            };
             if (Get(DllamaModelFile.Key.Experts, 0) != 0) throw Invalid(path, "it is a mixture of experts, which this module does not compute");
             var weightType = (DllamaWeightType)Get(DllamaModelFile.Key.WeightType);
             if (!Enum.IsDefined(weightType)) throw Invalid(path, $"its weight type {(int)weightType} is not F32, Q40 or Q80");
             RopeScaling? scaling = values.ContainsKey(DllamaModelFile.Key.RopeType) && Get(DllamaModelFile.Key.RopeType) == DllamaModelFile.RopeTypeLlama31
                 ? new RopeScaling(Get(DllamaModelFile.Key.RopeScalingFactor), Get(DllamaModelFile.Key.RopeScalingLowFreqFactor), Get(DllamaModelFile.Key.RopeScalingHighFreqFactor), Get(DllamaModelFile.Key.RopeScalingOrigMaxSeqLen))
                 : null;
+            int? headDim = family == ModelFamily.Qwen3 ? Get(DllamaModelFile.Key.HeadDim, Get(DllamaModelFile.Key.Dim) / Math.Max(1, Get(DllamaModelFile.Key.Heads))) : null;
             var config = new LlamaModelConfig
             {
+                Architecture = family == ModelFamily.Qwen3 ? "Qwen3 (distributed-llama)" : "Llama (distributed-llama)",
+                Family = family,
+                HeadDim = headDim,
                 Dim = Get(DllamaModelFile.Key.Dim),
                 HiddenDim = Get(DllamaModelFile.Key.HiddenDim),
                 Layers = Get(DllamaModelFile.Key.Layers),
@@ -103,10 +112,11 @@ public sealed class DllamaFile : IMappableWeights
                 RmsNormEps = Get(DllamaModelFile.Key.NormEpsilon, 5) switch { 5 => 1e-5, 6 => 1e-6, var e => throw Invalid(path, $"its norm_epsilon code {e} is neither 5 nor 6") },
             };
             if (config.Dim <= 0 || config.HiddenDim <= 0 || config.Layers <= 0 || config.Heads <= 0 || config.KvHeads <= 0 || config.VocabSize <= 0 || config.MaxSeqLen <= 0
-                || config.Dim % config.Heads != 0 || config.Heads % config.KvHeads != 0 || config.Layers > 4096)
+                || (family == ModelFamily.Llama && config.Dim % config.Heads != 0) || config.Heads % config.KvHeads != 0 || config.Layers > 4096
+                || config.HeadSize <= 0 || config.HeadSize % 2 != 0 || (long)config.Heads * config.HeadSize > int.MaxValue)
                 throw Invalid(path, "its header holds impossible dimensions");
-            if (values.TryGetValue(DllamaModelFile.Key.HeadDim, out var headDim) && headDim != config.HeadSize)
-                throw Invalid(path, $"its head_dim {headDim} is not dim / n_heads = {config.HeadSize}, which this module computes");
+            if (family == ModelFamily.Llama && values.TryGetValue(DllamaModelFile.Key.HeadDim, out var llamaHeadDim) && llamaHeadDim != config.HeadSize)
+                throw Invalid(path, $"its head_dim {llamaHeadDim} is not dim / n_heads = {config.HeadSize}, which this module computes for a Llama");
 
             var (tensors, offset) = Layout(config, weightType, size);
             if (offset != length)
@@ -137,7 +147,7 @@ public sealed class DllamaFile : IMappableWeights
             offset = checked(offset + DllamaModelFile.Bytes(encoding, rows * columns));
         }
 
-        foreach (var (role, layer, weight) in DllamaModelFile.Order(config.Layers)) Add(role, layer, weight ? wt : SectionEncoding.Float32);
+        foreach (var (role, layer, weight) in DllamaModelFile.Order(config)) Add(role, layer, weight ? wt : SectionEncoding.Float32);
         return (map, offset);
     }
 

@@ -16,7 +16,9 @@ public enum DllamaWeightType
 }
 
 /// <summary>
-/// distributed-llama's .m model file, as its converter (converter/convert-hf.py at 8d624a7b) writes it for a Llama:
+/// distributed-llama's .m model file, as its converter (converter/convert-hf.py at 8d624a7b) writes it for a Llama
+/// (and for a Qwen3: arch 0xABCD01, q and k in HF's order, which dllama rotates in halves, and each layer's q_norm and
+/// k_norm after its matrices):
 /// int32 magic 0xA00ABCD, int32 header size (the 8 bytes so far plus the pairs), then (int32 key, int32 value) pairs
 /// in convert-hf.py's order, then the tensors with no padding: the embedding (F32); per layer q, k (rows in Meta's
 /// interleaved rotary order, which is llama2.c's), v, o, gate, down, up (in the weight type), the attention and
@@ -27,6 +29,7 @@ public static class DllamaModelFile
 {
     public const int Magic = 0xA00ABCD;
     public const int ArchLlama = 0xABCD00;
+    public const int ArchQwen3 = 0xABCD01;
     public const int HiddenActSilu = 1;
     public const int RopeTypeLlama31 = 2;
 
@@ -56,6 +59,7 @@ public static class DllamaModelFile
             if (c.Dim % DllamaQuantizer.BlockSize != 0) bad.Add($"dim {c.Dim}");
             if (c.HiddenDim % DllamaQuantizer.BlockSize != 0) bad.Add($"hidden_dim {c.HiddenDim}");
             if (c.KvDim % DllamaQuantizer.BlockSize != 0) bad.Add($"kv_dim {c.KvDim}");
+            if (c.QDim != c.Dim && c.QDim % DllamaQuantizer.BlockSize != 0) bad.Add($"n_heads × head_dim {c.QDim}");
             if (bad.Count > 0)
                 throw Unsupported(modelPath,
                     $"{string.Join(", ", bad)} {(bad.Count == 1 ? "is" : "are")} not a multiple of 32, and distributed-llama's {weightType} matmuls (and its Q80 activations) take whole 32-value blocks of every row",
@@ -65,7 +69,7 @@ public static class DllamaModelFile
         bool Declared(string key) => c.DeclaredKeys is null || c.DeclaredKeys.Contains(key);
         var pairs = new List<(Key, int)>
         {
-            (Key.Version, 0), (Key.ArchType, ArchLlama), (Key.HiddenAct, HiddenActSilu), (Key.Dim, c.Dim), (Key.HiddenDim, c.HiddenDim),
+            (Key.Version, 0), (Key.ArchType, c.Family == ModelFamily.Qwen3 ? ArchQwen3 : ArchLlama), (Key.HiddenAct, HiddenActSilu), (Key.Dim, c.Dim), (Key.HiddenDim, c.HiddenDim),
             (Key.Layers, c.Layers), (Key.Heads, c.Heads), (Key.KvHeads, c.KvHeads), (Key.WeightType, (int)weightType),
             (Key.SeqLen, c.MaxSeqLen), (Key.VocabSize, c.VocabSize), (Key.Experts, 0), (Key.ActiveExperts, 0),
         };
@@ -111,15 +115,22 @@ public static class DllamaModelFile
 
     /// <summary>
     /// The tensors in file order, as loadLlmNetWeight reads them: the embedding; per layer q, k, v, o, gate, down, up
-    /// (matrices: <c>Weight</c>, in the weight type), the two norms; the final norm; the classifier (a matrix).
+    /// (matrices: <c>Weight</c>, in the weight type), Qwen3's q_norm and k_norm, the two norms; the final norm; the
+    /// classifier (a matrix).
     /// </summary>
-    public static IEnumerable<(LlamaTensorRole Role, int Layer, bool Weight)> Order(int layers)
+    public static IEnumerable<(LlamaTensorRole Role, int Layer, bool Weight)> Order(LlamaModelConfig c)
     {
         yield return (LlamaTensorRole.TokEmbeddings, 0, false);
-        for (int layer = 0; layer < layers; layer++)
+        for (int layer = 0; layer < c.Layers; layer++)
         {
             foreach (var role in new[] { LlamaTensorRole.Wq, LlamaTensorRole.Wk, LlamaTensorRole.Wv, LlamaTensorRole.Wo, LlamaTensorRole.W1, LlamaTensorRole.W2, LlamaTensorRole.W3 })
                 yield return (role, layer, true);
+            if (c.QkNorm)
+            {
+                yield return (LlamaTensorRole.QNorm, layer, false);
+                yield return (LlamaTensorRole.KNorm, layer, false);
+            }
+
             yield return (LlamaTensorRole.AttentionNorm, layer, false);
             yield return (LlamaTensorRole.FfnNorm, layer, false);
         }
@@ -180,7 +191,7 @@ public static class DllamaModelFile
             offset += bytes;
         }
 
-        foreach (var (role, layer, weight) in Order(c.Layers)) Add(role, layer, weight ? wt : SectionEncoding.Float32);
+        foreach (var (role, layer, weight) in Order(c)) Add(role, layer, weight ? wt : SectionEncoding.Float32);
 
         int blocks = wt == SectionEncoding.Float32 ? 0 : DllamaQuantizer.BlockSize;
         return new ExportPlan
@@ -209,7 +220,7 @@ public static class DllamaModelFile
     {
         var wt = EncodingOf(weightType);
         long size = Header(HeaderPairs(c, weightType, path)).Length;
-        foreach (var (role, _, weight) in Order(c.Layers))
+        foreach (var (role, _, weight) in Order(c))
         {
             var (rows, columns) = LlamaTensorRoles.ExpectedShape(role, c);
             size += Bytes(weight ? wt : SectionEncoding.Float32, rows * columns);
