@@ -224,6 +224,65 @@ public sealed partial class Qwen3ModelTests : IClassFixture<Qwen3ModelTests.Runq
     }
 
     [Fact]
+    public void Test_LlamaExport_proves_a_qwen3c_file_and_a_Qwen3_m_file_right_and_finds_a_damaged_one()
+    {
+        using var temp = new TempFolder();
+        var bin = ExportQwen3c(Tiny(), temp["qwen3-tiny.bin"], tokenizer: false);
+        using var ps = new HostedPowerShell();
+        var (good, p1) = ps.Run("Test-LlamaExport $f -ModelPath $m -Forward", new Dictionary<string, object?> { ["f"] = bin, ["m"] = Tiny() });
+        Assert.False(p1.HadErrors, string.Join("; ", p1.Streams.Error));
+        var verdict = (Core.Verification.ExportVerdict)Assert.Single(good).BaseObject;
+        Assert.True(verdict.Passed, string.Join("; ", verdict.Failures.Select(f => $"{f.Name}: {f.Detail}")));
+        Assert.Equal(["Header", "FileSize", "GroupSize", "HeaderMatchesSource", "Tensors", "Forward"], verdict.Checks.Select(c => c.Name));
+        Assert.Equal("qwen3.c runq.c", verdict.ReadableBy);
+        Assert.Equal(1.0, verdict.Agreement!.ReferenceTop1Agreement);
+
+        // One code of wk.1 changed: the tensors check names it.
+        var layoutEntry = Qwen3cFile.Open(bin);
+        long at = layoutEntry["wk.1"].Offset + 100;
+        layoutEntry.Dispose();
+        var bytes = File.ReadAllBytes(bin);
+        bytes[at] ^= 0x01;
+        File.WriteAllBytes(temp["damaged.bin"], bytes);
+        var (bad, _) = ps.Run("Test-LlamaExport $f -ModelPath $m", new Dictionary<string, object?> { ["f"] = temp["damaged.bin"], ["m"] = Tiny() });
+        var failed = (Core.Verification.ExportVerdict)Assert.Single(bad).BaseObject;
+        Assert.False(failed.Passed);
+        Assert.StartsWith("wk.1: byte 100 ", Assert.Single(failed.Failures).Detail, StringComparison.Ordinal);
+
+        // Truncated: refused from the header's arithmetic, before any tensor is read.
+        File.WriteAllBytes(temp["short.bin"], bytes[..^4]);
+        var e = Assert.Throws<LlamaExportException>(() => Qwen3cFile.Open(temp["short.bin"]));
+        Assert.Equal(ErrorIds.Qwen3cFileInvalid, e.ErrorId);
+
+        // distributed-llama's Qwen3 .m too.
+        var m = temp["qwen3-tiny_q40.m"];
+        var (_, p2) = ps.Run("Export-LlamaModel $s -Target DistributedLlama -WeightType Q40 -OutputPath $o | Out-Null", new Dictionary<string, object?> { ["s"] = Tiny(), ["o"] = m });
+        Assert.False(p2.HadErrors, string.Join("; ", p2.Streams.Error));
+        var (dv, p3) = ps.Run("Test-LlamaExport $o -ModelPath $s -Forward", new Dictionary<string, object?> { ["s"] = Tiny(), ["o"] = m });
+        Assert.False(p3.HadErrors, string.Join("; ", p3.Streams.Error));
+        var dllama = (Core.Verification.ExportVerdict)Assert.Single(dv).BaseObject;
+        Assert.True(dllama.Passed, string.Join("; ", dllama.Failures.Select(f => $"{f.Name}: {f.Detail}")));
+        Assert.Equal("dllama", dllama.ReadableBy);
+    }
+
+    [Fact]
+    public void A_crafted_qwen3c_header_is_refused_without_building_its_layout()
+    {
+        using var temp = new TempFolder();
+        var header = new byte[256];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(header, Qwen3cModelFile.Magic);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(4), 1);
+        int[] fields = [64, 128, int.MaxValue, 4, 2, 512, 64, 32, 1, 64];
+        for (int i = 0; i < fields.Length; i++) System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(8 + 4 * i), fields[i]);
+        File.WriteAllBytes(temp["crafted.bin"], header);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<LlamaExportException>(() => Qwen3cFile.Open(temp["crafted.bin"]));
+        Assert.Equal(ErrorIds.Qwen3cFileInvalid, e.ErrorId);
+        Assert.Contains("implies", e.Message, StringComparison.Ordinal);
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 1 << 20);
+    }
+
+    [Fact]
     public void The_llama2c_target_refuses_Qwen3_naming_the_targets_that_run_it()
     {
         using var temp = new TempFolder();

@@ -70,13 +70,20 @@ public static class DllamaVerifier
         }
     }
 
-    /// <summary>The export engine run again on the source, comparing each chunk's bytes with the file's instead of writing them.</summary>
-    private static ExportCheck CompareTensors(string path, ModelSource source, DllamaWeightType weightType, CancellationToken cancellationToken)
+    private static ExportCheck CompareTensors(string path, ModelSource source, DllamaWeightType weightType, CancellationToken cancellationToken) =>
+        CompareWithPlan(path, () => DllamaModelFile.Plan(source, weightType, cancellationToken: cancellationToken),
+            $"every byte as distributed-llama's converter encodes the source (F32 equal, {weightType} blocks equal)", cancellationToken);
+
+    /// <summary>
+    /// The export engine run again on the source, comparing each chunk's bytes with the file's instead of writing
+    /// them (shared by the targets whose files are a pure function of the source: distributed-llama's and qwen3.c's).
+    /// </summary>
+    internal static ExportCheck CompareWithPlan(string path, Func<ExportPlan> makePlan, string what, CancellationToken cancellationToken)
     {
         ExportPlan plan;
         try
         {
-            plan = DllamaModelFile.Plan(source, weightType, cancellationToken: cancellationToken);
+            plan = makePlan();
         }
         catch (LlamaExportException e)
         {
@@ -87,7 +94,7 @@ public static class DllamaVerifier
         var comparer = new ComparingOutput(handle, path);
         ExportEngine.Run(plan, new ExportOptions { OutputPath = path, OutputFactory = (_, _, _) => comparer, Sources = ProtectedFiles.None }, cancellationToken);
         if (comparer.FirstDifference is not long at)
-            return new ExportCheck("Tensors", true, $"{plan.TensorCount} tensors checked: every byte as distributed-llama's converter encodes the source (F32 equal, {weightType} blocks equal)");
+            return new ExportCheck("Tensors", true, $"{plan.TensorCount} tensors checked: {what}");
         if (at < plan.Header.Length) return new ExportCheck("Tensors", false, $"the header differs from the source's at byte {at}");
         var section = plan.Sections.Last(s => s.Offset <= at);
         return new ExportCheck("Tensors", false, $"{section.Name}: byte {at - section.Offset} of {section.Bytes:N0} differs from what the source encodes to");

@@ -33,6 +33,7 @@ public static class ExportVerifier
     private static readonly (Func<string, bool> Reads, Func<string, string?, VerifyOptions, CancellationToken, ExportVerdict> Verify)[] Verifiers =
     [
         (DistributedLlama.DllamaFile.HasMagic, DllamaVerifier.Verify),
+        (Qwen3c.Qwen3cFile.HasMagic, Qwen3cVerifier.Verify),
         (_ => true, Llama2cVerifier.Verify),
     ];
 
