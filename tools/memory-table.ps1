@@ -9,13 +9,18 @@
 param([string] $ModulePath = (Join-Path $PSScriptRoot '../out/LlamaExport/LlamaExport.psd1'))
 $ErrorActionPreference = 'Stop'
 Import-Module $ModulePath -Force
-'| model | parameters | BF16 source | v2 output (Q8_0) | v1 output (fp32) | Default | LowMemory | UltraLowMemory | run.c KV cache at seq_len |'
+# Llama: llama2.c's v2 (Q8_0) and v1 (fp32). Qwen3, which llama2.c cannot run: qwen3.c's Q8_0 .bin and
+# distributed-llama's F32 .m in those two columns.
+'| model | parameters | BF16 source | Q8_0 output | fp32 output | Default | LowMemory | UltraLowMemory | C runtime''s KV cache at seq_len |'
 '|---|---|---|---|---|---|---|---|---|'
 $plans = foreach ($config in Get-ChildItem (Join-Path $PSScriptRoot '../docs/configs') -Recurse -Filter config.json) {
+    $qwen = (Get-Content $config.FullName -Raw | ConvertFrom-Json).model_type -eq 'qwen3'
+    $q8 = if ($qwen) { @{ Target = 'Qwen3c' } } else { @{ Version = 2 } }
+    $f32 = if ($qwen) { @{ Target = 'DistributedLlama'; WeightType = 'F32' } } else { @{ Version = 1 } }
     [pscustomobject]@{
-        Name = $config.Directory.Name
-        V2   = Get-ExportMemoryPlan -ConfigPath $config.FullName -SourceDType BF16 -Version 2 -WarningAction SilentlyContinue
-        V1   = Get-ExportMemoryPlan -ConfigPath $config.FullName -SourceDType BF16 -Version 1 -WarningAction SilentlyContinue
+        Name = $config.Directory.Name + $(if ($qwen) { ' (qwen3.c / dllama F32)' })
+        V2   = Get-ExportMemoryPlan -ConfigPath $config.FullName -SourceDType BF16 @q8 -WarningAction SilentlyContinue
+        V1   = Get-ExportMemoryPlan -ConfigPath $config.FullName -SourceDType BF16 @f32 -WarningAction SilentlyContinue
     }
 }
 foreach ($p in $plans | Sort-Object { $_.V2.Parameters }) {

@@ -283,6 +283,31 @@ public sealed partial class Qwen3ModelTests : IClassFixture<Qwen3ModelTests.Runq
     }
 
     [Fact]
+    public void Get_ExportMemoryPlan_knows_Qwen3s_shapes_and_sizes_qwen3c_files_exactly()
+    {
+        using var ps = new HostedPowerShell();
+        var config = Path.Combine(TestPaths.RepositoryRoot, "docs", "configs", "qwen3-0.6b", "config.json");
+        var (plans, p1) = ps.Run("Get-ExportMemoryPlan -ConfigPath $c -Target Qwen3c -WarningAction SilentlyContinue", new Dictionary<string, object?> { ["c"] = config });
+        Assert.False(p1.HadErrors, string.Join("; ", p1.Streams.Error));
+        var plan = Assert.Single(plans);
+        // Qwen3-0.6B: 28 layers of dim 1024, 16 heads of 128 (q 2048 wide), 8 kv heads, hidden 3072, vocab 151,936, tied.
+        long d = 1024, q = 2048, kv = 1024, h = 3072, v = 151936, layers = 28;
+        long Q8(long n) => n + n / 64 * 4;
+        long expected = 256 + 4 * (2 * layers * d + d + 2 * layers * 128) + Q8(v * d) + layers * (Q8(q * d) + 2 * Q8(kv * d) + Q8(d * q) + 3 * Q8(h * d));
+        Assert.Equal(expected, (long)plan.Properties["OutputBytes"].Value);
+        Assert.Equal(v * d + layers * (2 * d + q * d + 2 * kv * d + d * q + 3 * h * d + 2 * 128) + d, (long)plan.Properties["Parameters"].Value);
+        Assert.Equal(2L * layers * 40960 * kv * 4, (long)plan.Properties["KvCacheBytes"].Value);
+        Assert.Contains(plan.Properties["Warnings"].Value as IEnumerable<string> ?? [], w => w.Contains("-c 4096", StringComparison.Ordinal));
+
+        // From the folder itself, the plan's size is the exported file's.
+        using var temp = new TempFolder();
+        var (folderPlans, p2) = ps.Run("Get-ExportMemoryPlan $m -Target Qwen3c", new Dictionary<string, object?> { ["m"] = Tiny() });
+        Assert.False(p2.HadErrors, string.Join("; ", p2.Streams.Error));
+        var output = ExportQwen3c(Tiny(), temp["t.bin"], tokenizer: false);
+        Assert.Equal(new FileInfo(output).Length, (long)Assert.Single(folderPlans).Properties["OutputBytes"].Value);
+    }
+
+    [Fact]
     public void The_llama2c_target_refuses_Qwen3_naming_the_targets_that_run_it()
     {
         using var temp = new TempFolder();
