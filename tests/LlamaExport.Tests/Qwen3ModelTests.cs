@@ -234,7 +234,7 @@ public sealed partial class Qwen3ModelTests : IClassFixture<Qwen3ModelTests.Runq
         var verdict = (Core.Verification.ExportVerdict)Assert.Single(good).BaseObject;
         Assert.True(verdict.Passed, string.Join("; ", verdict.Failures.Select(f => $"{f.Name}: {f.Detail}")));
         Assert.Equal(["Header", "FileSize", "GroupSize", "HeaderMatchesSource", "Tensors", "Forward"], verdict.Checks.Select(c => c.Name));
-        Assert.Equal("qwen3.c runq.c", verdict.ReadableBy);
+        Assert.Equal("qwen3.c", verdict.ReadableBy);
         Assert.Equal(1.0, verdict.Agreement!.ReferenceTop1Agreement);
 
         // One code of wk.1 changed: the tensors check names it.
@@ -305,6 +305,33 @@ public sealed partial class Qwen3ModelTests : IClassFixture<Qwen3ModelTests.Runq
         Assert.False(p2.HadErrors, string.Join("; ", p2.Streams.Error));
         var output = ExportQwen3c(Tiny(), temp["t.bin"], tokenizer: false);
         Assert.Equal(new FileInfo(output).Length, (long)Assert.Single(folderPlans).Properties["OutputBytes"].Value);
+    }
+
+    [Fact]
+    public void Invoke_LlamaModel_runs_a_qwen3c_file_with_the_model_folder_as_its_tokenizer_prompts_and_chats_without_BOS()
+    {
+        using var temp = new TempFolder();
+        var bin = ExportQwen3c(Tiny(), temp["qwen3-tiny.bin"]);
+        using var ps = new HostedPowerShell();
+        var (text, p1) = ps.Run("Invoke-LlamaModel $b -TokenizerPath $m -Prompt 'Hello' -Steps 12 -NoStream", new Dictionary<string, object?> { ["b"] = bin, ["m"] = Tiny() });
+        Assert.False(p1.HadErrors, string.Join("; ", p1.Streams.Error));
+        // Qwen's tokenizer has no BOS and HuggingFace adds none: the prompt is the text's ids alone.
+        Assert.Equal([72, 101, 108, 108, 111], ((IEnumerable<int>)Assert.Single(text).Properties["PromptIds"].Value).ToArray());
+
+        var (chat, p2) = ps.Run("Invoke-LlamaModel $b -TokenizerPath $m -Message @{ role = 'user'; content = 'Hi' } -Steps 40 -NoStream",
+            new Dictionary<string, object?> { ["b"] = bin, ["m"] = Tiny() });
+        Assert.False(p2.HadErrors, string.Join("; ", p2.Streams.Error));
+        var reply = Assert.Single(chat);
+        // Qwen3's own template, rendered and encoded with its special tokens: <|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n.
+        Assert.Equal([257, 117, 115, 101, 114, 10, 72, 105, 258, 10, 257, 97, 115, 115, 105, 115, 116, 97, 110, 116, 10],
+            ((IEnumerable<int>)reply.Properties["PromptIds"].Value).ToArray());
+        Assert.Equal(2, ((System.Collections.IList)reply.Properties["Messages"].Value).Count);
+
+        // With no prompt at all there is no BOS to start from in the tokenizer, but the .bin.tokenizer beside the
+        // file names runq.c's BOS (256), as runq.c reads it.
+        var (ids, p3) = ps.Run("Invoke-LlamaModel $b -Steps 8 -AsIds", new Dictionary<string, object?> { ["b"] = bin });
+        Assert.False(p3.HadErrors, string.Join("; ", p3.Streams.Error));
+        Assert.Equal(Ints(Greedy("from-endoftext").GetProperty("ids"))[..2], ids.Take(2).Select(o => Convert.ToInt32(o.BaseObject)));
     }
 
     [Fact]

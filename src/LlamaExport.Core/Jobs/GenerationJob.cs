@@ -35,6 +35,9 @@ public sealed record GenerationRequest
 
     /// <summary>Keep activations in float32 even where the file's runtime quantizes them.</summary>
     public bool FloatActivations { get; init; }
+
+    /// <summary>A chat: the prompt is the rendered conversation (ChatSession's), so none is built here.</summary>
+    public bool ForChat { get; init; }
 }
 
 /// <summary>A generation ready to run: the weights (to dispose), their settings, the tokenizer, the prompt and stop ids, and what to tell the user.</summary>
@@ -87,12 +90,16 @@ public static class GenerationJob
                 throw new LlamaExportException(ErrorIds.TokenizerNotFound, FailureKind.ObjectNotFound,
                     $"-Prompt needs a tokenizer, and none was found beside '{r.ModelFile}'.", r.ModelFile,
                     "Pass -TokenizerPath (tokenizer.bin, tokenizer.json or tokenizer.model; for a qwen3.c or distributed-llama file, the model's tokenizer.json), export one with Export-LlamaTokenizer, or give -PromptIds.");
-            int bos = config.BosId ?? tokenizer?.Vocabulary.BosId ?? 1;
+            int bos = config.BosId ?? (tokenizer is null ? 1 : tokenizer.Vocabulary.BosId);
             // A prompt that already starts with BOS's text (a rendered chat template) is not given a second one, and a
             // tokenizer without BOS (Qwen's: HuggingFace adds none, nor does qwen3.c) is given none; an empty prompt starts at BOS.
             int[] encoded = r.Prompt is null ? [] : tokenizer!.Encode(r.Prompt);
             bool addsBos = tokenizer is null || tokenizer.Vocabulary.BosId >= 0;
-            var prompt = r.PromptIds ?? (encoded.Length > 0 && (encoded[0] == bos || !addsBos) ? encoded : [bos, .. encoded]);
+            var prompt = r.ForChat ? [] : r.PromptIds ?? (encoded.Length > 0 && (encoded[0] == bos || !addsBos) ? encoded : [bos, .. encoded]);
+            if (prompt.Length == 1 && prompt[0] < 0)
+                throw new LlamaExportException(ErrorIds.InvalidPrompt, FailureKind.InvalidArgument,
+                    $"'{r.ModelFile}' and its tokenizer name no BOS token to start from (Qwen's tokenizers have none), and the prompt is empty.", r.ModelFile,
+                    "Give a -Prompt (or -PromptIds, or -Message for a chat).");
             foreach (var id in prompt)
                 if (id < 0 || id >= config.VocabSize)
                     throw new LlamaExportException(ErrorIds.InvalidPrompt, FailureKind.InvalidArgument, $"The prompt id {id} is outside the vocabulary of {config.VocabSize}.",
@@ -137,10 +144,18 @@ public static class GenerationJob
             if (path is null || (r.Prompt is null && !r.WantsTokenizer)) return null;
         }
 
+        // A folder names its tokenizer (tokenizer.model, tokenizer.json or a GGUF), as for a chat.
+        if (Directory.Exists(path))
+            path = TokenizerFiles.Find(path) ?? throw new LlamaExportException(ErrorIds.TokenizerNotFound, FailureKind.ObjectNotFound,
+                $"'{path}' holds no tokenizer.model, tokenizer.json or GGUF model.", path, "Pass the model's folder, or its tokenizer file.");
         var vocabulary = TokenizerFiles.Read(path);
-        if (vocabulary.VocabSize != vocabSize)
+        // A HuggingFace tokenizer may have fewer tokens than the embedding has rows (Qwen3: 151,669 of 151,936, the
+        // rest padding); a llama2.c tokenizer.bin must have exactly the model's.
+        bool padded = vocabulary.VocabSize < vocabSize && vocabulary.Kind == TokenizerSourceKind.HuggingFaceJson;
+        if (vocabulary.VocabSize != vocabSize && !padded)
             throw new LlamaExportException(ErrorIds.TokenizerVocabMismatch, FailureKind.InvalidData,
                 $"'{path}' has {vocabulary.VocabSize} tokens but the model's vocabulary is {vocabSize}.", path, "Use the tokenizer that came with this model.");
+        if (padded) notes.Add($"The tokenizer has {vocabulary.VocabSize} tokens for the model's {vocabSize} embedding rows; the others are padding and have no text.");
         notes.Add($"Tokenizer: '{path}' ({vocabulary.Style}, {vocabulary.VocabSize} tokens).");
         return new TextTokenizer(vocabulary);
     }
@@ -184,10 +199,18 @@ public static class GenerationJob
     private static Qwen3c.Qwen3cFile OpenQwen3c(GenerationRequest r, List<string> notes)
     {
         var file = Qwen3c.Qwen3cFile.Open(r.ModelFile);
-        if (r.SourcePath is null && r.RopeTheta is null && r.RmsNormEps is null) return file;
+        var ids = Qwen3c.Qwen3cTokenizerFile.ReadBosEos(r.ModelFile + Qwen3c.Qwen3cTokenizerFile.TokenizerSuffix, file.Config.VocabSize);
+        if (r.SourcePath is null && r.RopeTheta is null && r.RmsNormEps is null && ids is null) return file;
         try
         {
             var config = file.Config;
+            // runq.c reads BOS and EOS from the .bin.tokenizer beside the file and stops at either.
+            if (ids is var (bos, eos))
+            {
+                config = config with { BosId = bos, EosIds = bos == eos ? [eos] : [eos, bos] };
+                notes.Add($"BOS {bos} and EOS {eos} from '{r.ModelFile}{Qwen3c.Qwen3cTokenizerFile.TokenizerSuffix}', as runq.c reads them.");
+            }
+
             if (r.SourcePath is not null)
             {
                 using var source = ModelSourceLoader.Open(r.SourcePath);
@@ -245,7 +268,9 @@ public sealed class StreamingDecoder(TextTokenizer tokenizer, int previous)
 
     public string Next(int id)
     {
-        var bytes = tokenizer.TokenBytes(id);
+        // An id past the tokenizer's last token (a padding row of the embedding: Qwen3's 151,936 rows for 151,669
+        // tokens) has no text, as HuggingFace's decode gives none for it.
+        var bytes = id < tokenizer.Vocabulary.VocabSize ? tokenizer.TokenBytes(id) : [];
         if (tokenizer.Vocabulary.Style == TokenizerStyle.SentencePiece && _previous == tokenizer.Vocabulary.BosId && bytes.Length > 0 && bytes[0] == ' ')
             bytes = bytes[1..];
         _previous = id;

@@ -88,6 +88,27 @@ public static class Qwen3cTokenizerFile
             [tokenizerJson, Path.Combine(folder, "tokenizer_config.json"), configJson]);
     }
 
+    /// <summary>
+    /// The BOS and EOS ids a .bin.tokenizer's 12-byte header holds (after max_token_length), as runq.c reads them; null
+    /// when there is no such file or its ids are not in the vocabulary.
+    /// </summary>
+    public static (int Bos, int Eos)? ReadBosEos(string path, int vocabSize)
+    {
+        try
+        {
+            if (!File.Exists(path)) return null;
+            using var stream = File.OpenRead(path);
+            Span<byte> head = stackalloc byte[12];
+            if (stream.ReadAtLeast(head, 12, throwOnEndOfStream: false) < 12) return null;
+            uint bos = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(head[4..]), eos = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(head[8..]);
+            return bos < (uint)vocabSize && eos < (uint)vocabSize ? ((int)bos, (int)eos) : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>The .tokenizer file's bytes.</summary>
     public static byte[] Build(Contents c)
     {

@@ -25,7 +25,7 @@ public static class DllamaVerifier
         catch (LlamaExportException e)
         {
             checks.Add(new ExportCheck("Header", false, e.Message));
-            return new ExportVerdict { Path = path, ModelPath = modelPath, Checks = checks, ReadableBy = "none" };
+            return new ExportVerdict { Path = path, ModelPath = modelPath, Checks = checks, ReadableBy = "none", Target = Export.OutputTarget.DistributedLlama };
         }
 
         ForwardAgreement? agreement = null;
@@ -65,7 +65,7 @@ public static class DllamaVerifier
             return new ExportVerdict
             {
                 Path = path, ModelPath = modelPath, Version = 0, WeightType = file.WeightType.ToString(), GroupSize = file.WeightType == DllamaWeightType.F32 ? 0 : DllamaQuantizer.BlockSize,
-                Checks = checks, Agreement = agreement, ReadableBy = runnable ? "dllama" : "none",
+                Checks = checks, Agreement = agreement, ReadableBy = runnable ? "dllama" : "none", Target = Export.OutputTarget.DistributedLlama,
             };
         }
     }

@@ -37,6 +37,9 @@ public sealed class ExportVerdict
 
     public int GroupSize { get; init; }
 
+    /// <summary>The format the file was read as: llama2.c's (any version), distributed-llama's or qwen3.c's.</summary>
+    public Export.OutputTarget Target { get; init; } = Export.OutputTarget.Llama2c;
+
     /// <summary>
     /// The llama2.c program that can run this file as it is: run.c (a complete version 0 file), runq.c (a complete
     /// version 2 file whose group size divides dim and hidden_dim), or "none" (version 1, or a broken file).

@@ -25,7 +25,7 @@ public static class Qwen3cVerifier
         catch (LlamaExportException e)
         {
             checks.Add(new ExportCheck("Header", false, e.Message));
-            return new ExportVerdict { Path = path, ModelPath = modelPath, Checks = checks, ReadableBy = "none" };
+            return new ExportVerdict { Path = path, ModelPath = modelPath, Checks = checks, ReadableBy = "none", Target = Export.OutputTarget.Qwen3c };
         }
 
         ForwardAgreement? agreement = null;
@@ -80,7 +80,7 @@ public static class Qwen3cVerifier
             return new ExportVerdict
             {
                 Path = path, ModelPath = modelPath, Version = Qwen3cModelFile.FormatVersion, GroupSize = file.GroupSize, Checks = checks, Agreement = agreement,
-                ReadableBy = checks.All(k => k.Passed) ? "qwen3.c runq.c" : "none", Caution = caution,
+                ReadableBy = checks.All(k => k.Passed) ? "qwen3.c" : "none", Caution = caution, Target = Export.OutputTarget.Qwen3c,
             };
         }
     }

@@ -129,7 +129,7 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
 
             using var prepared = GenerationJob.Prepare(Request(path) with
             {
-                TokenizerPath = TokenizerPath is null ? null : PathResolution.ExistingFile(this, TokenizerPath),
+                TokenizerPath = TokenizerPath is null ? null : ExistingFileOrFolder(TokenizerPath),
                 WantsTokenizer = TokenizerPath is not null,
                 Prompt = Prompt,
                 PromptIds = PromptIds,
@@ -223,6 +223,13 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
         if (!Stopping) WriteObject(result);
     }
 
+    /// <summary>-TokenizerPath: a tokenizer file or a model folder that holds one.</summary>
+    private string ExistingFileOrFolder(string path)
+    {
+        var resolved = PathResolution.ToFileSystemPath(this, path);
+        return File.Exists(resolved) || Directory.Exists(resolved) ? resolved : throw PathResolution.NotFound(resolved);
+    }
+
     // ---- chat ----
 
     private void RunChat(string path)
@@ -233,8 +240,9 @@ public sealed class InvokeLlamaModelCommand : PSCmdlet
                 "Give the conversation with -Message (or -Chat), or a prompt with -Prompt or -PromptIds, not both; a chat reply's ids are in the result's Ids.");
         using var prepared = GenerationJob.Prepare(Request(path) with
         {
-            TokenizerPath = TokenizerPath is null ? null : PathResolution.ToFileSystemPath(this, TokenizerPath),
+            TokenizerPath = TokenizerPath is null ? null : ExistingFileOrFolder(TokenizerPath),
             WantsTokenizer = true,
+            ForChat = true,
         });
         foreach (var warning in prepared.Warnings) WriteWarning(warning);
         foreach (var note in prepared.Notes) WriteVerbose(note);
