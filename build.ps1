@@ -12,7 +12,9 @@
     bench  Builds, generates (once, outside the repository) a 1.24B-parameter BF16 model (-Size 7b: 6.7B) and
            measures every memory mode against the machine's own I/O baseline, measured in the same run;
            with -LibTorch cpu, the TorchSharp backend too; then generation: Invoke-LlamaModel beside runq.c, run.c
-           and dllama on the same files, and the memory bandwidth (-BenchPart export|generation runs one part).
+           and dllama on the same files, and the memory bandwidth; then Qwen3: a Qwen3-0.6B-shaped model exported to
+           qwen3.c and distributed-llama and run beside qwen3.c's runq.c and dllama (-BenchPart export|generation|qwen3
+           runs one part).
     clean  Removes build outputs.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 demo
@@ -37,8 +39,9 @@ param(
     [string] $Size = '1b',
 
     # bench: the export benchmark, the generation benchmark (tools/bench-generation.ps1: Invoke-LlamaModel beside
-    # runq.c, run.c and dllama, and the memory bandwidth), or both (the generation part needs the export part's model).
-    [ValidateSet('all', 'export', 'generation')]
+    # runq.c, run.c and dllama, and the memory bandwidth), the Qwen3 benchmark (tools/bench-qwen3.ps1), or all three
+    # (the generation part needs the export part's model).
+    [ValidateSet('all', 'export', 'generation', 'qwen3')]
     [string] $BenchPart = 'all',
 
     # bench: where the generated benchmark model is cached (it is large; keep it out of the repository).
@@ -195,13 +198,18 @@ function Invoke-Bench {
     # An empty array from an if-expression arrives as $null, which -Backends' ValidateSet refuses: splat it only when set.
     $extra = @{}
     if ($LibTorch -eq 'cpu') { $extra.Backends = @('TorchSharp') }
-    if ($BenchPart -ne 'generation') {
+    if ($BenchPart -in 'all', 'export') {
         & (Join-Path $Root 'tools/bench.ps1') -ModulePath (Join-Path $ModuleOut 'LlamaExport.psd1') -TestingAssembly (Get-TestingAssembly) -CacheDirectory $BenchCache -Size $Size @extra
         if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
     }
 
-    if ($BenchPart -ne 'export') {
+    if ($BenchPart -in 'all', 'generation') {
         & (Join-Path $Root 'tools/bench-generation.ps1') -ModulePath (Join-Path $ModuleOut 'LlamaExport.psd1') -TestingAssembly (Get-TestingAssembly) -CacheDirectory $BenchCache
+        if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+    }
+
+    if ($BenchPart -in 'all', 'qwen3') {
+        & (Join-Path $Root 'tools/bench-qwen3.ps1') -ModulePath (Join-Path $ModuleOut 'LlamaExport.psd1') -TestingAssembly (Get-TestingAssembly) -CacheDirectory $BenchCache
         if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
     }
 }

@@ -38,6 +38,11 @@ public sealed record SyntheticModelSpec
     public string Architecture { get; init; } = "LlamaForCausalLM";
     public ulong Seed { get; init; } = 1;
 
+    /// <summary>Qwen3's own head width (with Architecture "Qwen3ForCausalLM"); null for dim / heads.</summary>
+    public int? HeadDim { get; init; }
+
+    public bool IsQwen3 => Architecture == "Qwen3ForCausalLM";
+
     public LlamaModelConfig ToConfig() => new()
     {
         Dim = Dim,
@@ -49,6 +54,10 @@ public sealed record SyntheticModelSpec
         MaxSeqLen = MaxSeqLen,
         Architecture = Architecture,
         TieWordEmbeddings = Classifier == ClassifierStorage.TiedInConfig,
+        Family = IsQwen3 ? ModelFamily.Qwen3 : ModelFamily.Llama,
+        HeadDim = IsQwen3 ? HeadDim ?? Dim / Heads : null,
+        RopeTheta = IsQwen3 ? 1000000.0 : 10000.0,
+        RmsNormEps = IsQwen3 ? 1e-6 : 1e-5,
     };
 }
 
@@ -202,7 +211,7 @@ public static class SyntheticLlamaModel
             // An equal copy must read back as the embedding's values, bit for bit.
             var valueName = role == LlamaTensorRole.Output && spec.Classifier == ClassifierStorage.EqualCopy
                 ? HuggingFaceNaming.NameOf(LlamaTensorRole.TokEmbeddings, 0) : name;
-            bool isNorm = role is LlamaTensorRole.AttentionNorm or LlamaTensorRole.FfnNorm or LlamaTensorRole.Norm;
+            bool isNorm = role is LlamaTensorRole.AttentionNorm or LlamaTensorRole.FfnNorm or LlamaTensorRole.Norm or LlamaTensorRole.QNorm or LlamaTensorRole.KNorm;
             list.Add(new SafetensorsTensorSpec(name, spec.DType, shape,
                 (first, destination) => Values(spec, valueName, isNorm, first, destination)));
         }
@@ -213,6 +222,11 @@ public static class SyntheticLlamaModel
             foreach (var role in new[] { LlamaTensorRole.AttentionNorm, LlamaTensorRole.Wq, LlamaTensorRole.Wk, LlamaTensorRole.Wv,
                          LlamaTensorRole.Wo, LlamaTensorRole.FfnNorm, LlamaTensorRole.W1, LlamaTensorRole.W2, LlamaTensorRole.W3 })
                 Add(role, layer);
+            if (c.QkNorm)
+            {
+                Add(LlamaTensorRole.QNorm, layer);
+                Add(LlamaTensorRole.KNorm, layer);
+            }
         }
 
         Add(LlamaTensorRole.Norm, 0);
@@ -246,7 +260,8 @@ public static class SyntheticLlamaModel
         json.WriteStartArray("architectures");
         json.WriteStringValue(spec.Architecture);
         json.WriteEndArray();
-        json.WriteString("model_type", spec.Architecture.StartsWith("Mistral", StringComparison.Ordinal) ? "mistral" : "llama");
+        json.WriteString("model_type", spec.IsQwen3 ? "qwen3" : spec.Architecture.StartsWith("Mistral", StringComparison.Ordinal) ? "mistral" : "llama");
+        if (spec.IsQwen3) json.WriteNumber("head_dim", spec.ToConfig().HeadSize);
         json.WriteNumber("hidden_size", spec.Dim);
         json.WriteNumber("intermediate_size", spec.HiddenDim);
         json.WriteNumber("num_hidden_layers", spec.Layers);
@@ -255,8 +270,8 @@ public static class SyntheticLlamaModel
         json.WriteNumber("vocab_size", spec.VocabSize);
         json.WriteNumber("max_position_embeddings", spec.MaxSeqLen);
         json.WriteString("hidden_act", "silu");
-        json.WriteNumber("rms_norm_eps", 1e-5);
-        json.WriteNumber("rope_theta", 10000.0);
+        json.WriteNumber("rms_norm_eps", spec.IsQwen3 ? 1e-6 : 1e-5);
+        json.WriteNumber("rope_theta", spec.IsQwen3 ? 1000000.0 : 10000.0);
         json.WriteBoolean("tie_word_embeddings", spec.Classifier == ClassifierStorage.TiedInConfig);
         json.WriteString("torch_dtype", spec.DType switch
         {
