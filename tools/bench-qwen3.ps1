@@ -108,8 +108,23 @@ function Get-Speed([string] $Text) {
     $null
 }
 
+# The bytes a token reads: every weight once, except the embedding, of which one row is read (Qwen3's 151,936-row
+# table is a third of a small model); when the classifier is the embedding (qwen3.c's tied file) it is read whole.
+function Get-BytesPerToken([string] $Path) {
+    $file = if ($Path.EndsWith('.m')) { [LlamaExport.Core.DistributedLlama.DllamaFile]::Open($Path) } else { [LlamaExport.Core.Qwen3c.Qwen3cFile]::Open($Path) }
+    try {
+        $embedding = $file.Locate('TokEmbeddings', 0)
+        $classifier = $file.Locate('Output', 0)
+        $size = (Get-Item $Path).Length
+        if ($classifier.Offset -eq $embedding.Offset) { return $size }
+        $bytes = $embedding.Bytes + $embedding.ScaleBytes
+        $size - $bytes + $bytes / $embedding.Rows
+    }
+    finally { $file.Dispose() }
+}
+
 function Get-Row([string] $Runner, [string] $File, [int] $Threads, $TokS) {
-    $bytes = (Get-Item $targets[$File].Output).Length
+    $bytes = Get-BytesPerToken $targets[$File].Output
     $bw = $bandwidth[$Threads] ?? $bandwidth[($bandwidth.Keys | Measure-Object -Maximum).Maximum]
     [pscustomobject]@{
         Runner = $Runner; File = $File; Threads = $Threads; 'tok/s' = if ($TokS) { [Math]::Round($TokS, 2) } else { $null }
@@ -144,5 +159,6 @@ Remove-Item Env:OMP_NUM_THREADS -ErrorAction Ignore
 Write-Host ("Qwen3 benchmark: a Qwen3-0.6B-shaped model ({0:N2}B parameters, BF16, {1:N2} GiB); {2} cores; read baseline {3:N0} MB/s (the source from the page cache)" -f `
     ((Get-ExportMemoryPlan -ModelPath $model -Target Qwen3c -WarningAction SilentlyContinue).Parameters / 1e9), ($sourceBytes / 1GB), [Environment]::ProcessorCount, $baselineMBps)
 $exports | Format-Table -AutoSize | Out-String -Width 200 | Write-Host
+Write-Host 'GB/token: the bytes a token reads (every weight, one row of the embedding unless it is also the classifier). OfBandwidth: tok/s × GB/token against the bandwidth at the same thread count.'
 Write-Host ("Generation: {0} greedy steps; read bandwidth {1}" -f $Steps, (($bandwidth.GetEnumerator() | Sort-Object Key | ForEach-Object { "$($_.Value) GB/s on $($_.Key) thread(s)" }) -join ', '))
 $generation | Format-Table -AutoSize | Out-String -Width 200 | Write-Host

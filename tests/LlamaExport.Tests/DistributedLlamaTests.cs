@@ -103,6 +103,19 @@ public class DistributedLlamaExportTests
         AssertGolden(Export(temp["tiny.gguf"], weightType, temp["out.m"]), "llama3-tiny", weightType);
     }
 
+    [Theory]
+    [InlineData(DllamaWeightType.F32)]
+    [InlineData(DllamaWeightType.Q40)]
+    [InlineData(DllamaWeightType.Q80)]
+    public void A_GGUF_of_qwen3_tiny_gives_the_HF_folder_s_bytes(DllamaWeightType weightType)
+    {
+        // llama.cpp's qwen3 layout (qwen3.* keys, key_length = head_dim, attn_q_norm/attn_k_norm, q/k in HF's order):
+        // every key is written for a source without config.json, which is what qwen3-tiny's config.json declares.
+        using var temp = new TempFolder();
+        LlamaExport.Testing.GgufConverter.Write(TestPaths.Fixture("qwen3-tiny"), temp["qwen3.gguf"], q8: false);
+        AssertGolden(Export(temp["qwen3.gguf"], weightType, temp["out.m"]), "qwen3-tiny", weightType);
+    }
+
     [Fact]
     public void A_GGUF_without_a_config_json_adds_head_dim_and_is_otherwise_the_golden()
     {

@@ -201,6 +201,35 @@ public sealed partial class Qwen3ModelTests : IClassFixture<Qwen3ModelTests.Runq
         Assert.Equal(Qwen3cGoldens().GetProperty("files").GetProperty("qwen3-tiny.bin").GetProperty("sha256").GetString(), Sha(output));
     }
 
+    [Fact]
+    public void Sharded_safetensors_and_a_PyTorch_bin_of_one_Qwen3_export_the_same_bytes()
+    {
+        // A generated Qwen3 (head_dim 48 on a width of 64: 4 heads, q 192 wide; GQA 4/2; BF16), in two safetensors
+        // shards with an index and as one pytorch_model.bin: the same qwen3.c file and the same .m from both.
+        var spec = new SyntheticModelSpec
+        {
+            Architecture = "Qwen3ForCausalLM", Dim = 64, HiddenDim = 128, Layers = 2, Heads = 4, KvHeads = 2, HeadDim = 48, VocabSize = 96,
+            MaxSeqLen = 64, DType = LlamaExport.Core.Sources.TensorDType.BFloat16, Shards = 2, Classifier = ClassifierStorage.Separate, Seed = 5,
+        };
+        using var temp = new TempFolder();
+        SyntheticLlamaModel.Write(spec, temp["shards"]);
+        SyntheticLlamaModel.WritePyTorch(spec, temp["bin"]);
+        var fromShards = ExportQwen3c(temp["shards"], temp["a.bin"], tokenizer: false);
+        var fromBin = ExportQwen3c(temp["bin"], temp["b.bin"], tokenizer: false);
+        Assert.Equal(Sha(fromShards), Sha(fromBin));
+        using (var file = Qwen3cFile.Open(fromShards))
+        {
+            Assert.Equal((48, 192, false), (file.Config.HeadSize, file.Config.QDim, file.SharedClassifier));
+            // 64 divides dim and hidden_dim and q's 192 columns of wo: export.py's group size, no back-off.
+            Assert.Equal(64, file.GroupSize);
+        }
+
+        using var shards = ModelSourceLoader.Open(temp["shards"]);
+        using var bin = ModelSourceLoader.Open(temp["bin"]);
+        var a = new LlamaForward(new SourceForwardWeights(shards), 16, false).Greedy([1, 2, 3], 16);
+        Assert.Equal(a, new LlamaForward(new SourceForwardWeights(bin), 16, false).Greedy([1, 2, 3], 16));
+    }
+
     [SkippableTheory]
     [InlineData("from-endoftext")]
     [InlineData("from-im-start-user")]

@@ -135,14 +135,11 @@ public static class Qwen3cTokenizerFile
     {
         var bytes = new List<byte>(token.Length);
         var map = ByteLevel.UnicodeToByte;
+        Span<byte> utf8 = stackalloc byte[4];
         foreach (var rune in token.EnumerateRunes())
         {
             if (rune.IsBmp && map.TryGetValue((char)rune.Value, out byte b)) bytes.Add(b);
-            else
-            {
-                Span<byte> utf8 = stackalloc byte[4];
-                bytes.AddRange(utf8[..rune.EncodeToUtf8(utf8)]);
-            }
+            else bytes.AddRange(utf8[..rune.EncodeToUtf8(utf8)]);
         }
 
         return [.. bytes];
