@@ -58,7 +58,8 @@ public sealed partial class Llama2cProgramsTests : IClassFixture<Llama2cPrograms
         public void Dispose() => _folder.Dispose();
     }
 
-    private static (int ExitCode, string Stdout, string Stderr) Execute(string program, params string[] arguments)
+    /// <summary>Runs a program to its end (60 s at most) and returns its exit code and output (also qwen3.c's runq.c's runner).</summary>
+    internal static (int ExitCode, string Stdout, string Stderr) Execute(string program, params string[] arguments)
     {
         var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in arguments) start.ArgumentList.Add(a);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -93,16 +92,8 @@ public sealed partial class Qwen3ModelTests : IClassFixture<Qwen3ModelTests.Runq
         public void Dispose() => _folder.Dispose();
     }
 
-    private static (int ExitCode, string Stdout, string Stderr) Execute(string program, params string[] arguments)
-    {
-        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in arguments) start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(60_000)) { process.Kill(); throw new TimeoutException($"{program} did not finish in 60 s"); }
-        return (process.ExitCode, stdout.Result, stderr.Result);
-    }
+    private static (int ExitCode, string Stdout, string Stderr) Execute(string program, params string[] arguments) =>
+        Llama2cProgramsTests.Execute(program, arguments);
 
     [GeneratedRegex(@"<(\d+)>")]
     private static partial Regex IdPattern();
@@ -136,6 +127,21 @@ public sealed partial class Qwen3ModelTests : IClassFixture<Qwen3ModelTests.Runq
         var logits = again.Forward([Ints(golden.GetProperty("prompt"))[0]], 0);
         var expected = golden.GetProperty("logits").GetProperty("0").EnumerateArray().Select(e => e.GetSingle()).ToArray();
         for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - logits[i]) < 1e-4, $"logit {i}: {logits[i]} vs {expected[i]}");
+    }
+
+    [Theory]
+    [InlineData("from-endoftext")]
+    [InlineData("from-im-start-user")]
+    public void Invoke_LlamaModel_gives_the_independent_goldens_ids_from_an_F32_m_file(string run)
+    {
+        // The generation engine (mapped weights, striped float32 dots) on distributed-llama's F32 file of the model.
+        var golden = Greedy(run);
+        using var temp = new TempFolder();
+        var m = DistributedLlamaExportTests.Export(Tiny(), Core.DistributedLlama.DllamaWeightType.F32, temp["qwen3-tiny_f32.m"]);
+        using var ps = new HostedPowerShell();
+        var (results, pipeline) = ps.Run("Invoke-LlamaModel $m -PromptIds $p -Steps 64 -EosId 258 -AsIds", new Dictionary<string, object?> { ["m"] = m, ["p"] = Ints(golden.GetProperty("prompt")) });
+        Assert.False(pipeline.HadErrors, string.Join("; ", pipeline.Streams.Error));
+        Assert.Equal(Ints(golden.GetProperty("ids")), results.Select(r => Convert.ToInt32(r.BaseObject)));
     }
 
     [Fact]

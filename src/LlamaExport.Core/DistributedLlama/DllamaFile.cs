@@ -42,19 +42,7 @@ public sealed class DllamaFile : IMappableWeights
     public int GroupSize => 0;
 
     /// <summary>Whether a file starts with the .m magic.</summary>
-    public static bool HasMagic(string path)
-    {
-        try
-        {
-            using var stream = File.OpenRead(path);
-            Span<byte> four = stackalloc byte[4];
-            return stream.ReadAtLeast(four, 4, throwOnEndOfStream: false) == 4 && BinaryPrimitives.ReadInt32LittleEndian(four) == DllamaModelFile.Magic;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return false;
-        }
-    }
+    public static bool HasMagic(string path) => RandomAccessExtensions.StartsWithMagic(path, (uint)DllamaModelFile.Magic);
 
     /// <param name="config">Replaces the header's settings where a caller knows better (BOS/EOS from the source, which a .m does not hold).</param>
     public static DllamaFile Open(string path, LlamaModelConfig? settings = null)

@@ -42,19 +42,7 @@ public sealed class Qwen3cFile : IMappableWeights
     public long ExpectedLength => Layout[^1].Offset + Layout[^1].Bytes;
 
     /// <summary>Whether a file starts with qwen3.c's magic ("1cja" on disk).</summary>
-    public static bool HasMagic(string path)
-    {
-        try
-        {
-            using var stream = File.OpenRead(path);
-            Span<byte> magic = stackalloc byte[4];
-            return stream.ReadAtLeast(magic, 4, throwOnEndOfStream: false) == 4 && BinaryPrimitives.ReadUInt32LittleEndian(magic) == Qwen3cModelFile.Magic;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return false;
-        }
-    }
+    public static bool HasMagic(string path) => RandomAccessExtensions.StartsWithMagic(path, Qwen3cModelFile.Magic);
 
     public static Qwen3cFile Open(string path)
     {

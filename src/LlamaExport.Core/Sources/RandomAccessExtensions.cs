@@ -19,4 +19,22 @@ public static class RandomAccessExtensions
             offset += n;
         }
     }
+
+    /// <summary>
+    /// Whether a file starts with a little-endian 32-bit <paramref name="magic"/> (the model formats tell themselves
+    /// apart by it); false for a shorter or unreadable file.
+    /// </summary>
+    public static bool StartsWithMagic(string path, uint magic)
+    {
+        try
+        {
+            using var stream = File.OpenRead(path);
+            Span<byte> four = stackalloc byte[4];
+            return stream.ReadAtLeast(four, 4, throwOnEndOfStream: false) == 4 && System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(four) == magic;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
 }
