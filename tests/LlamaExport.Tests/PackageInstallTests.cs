@@ -39,7 +39,7 @@ public class PackageInstallTests
         var lines = run.Output.Trim().Split('\n').Select(l => l.Trim()).ToList();
         Assert.StartsWith(Path.Combine(home, ".local", "share", "powershell", "Modules", "LlamaExport"), lines[0]);
         Assert.Equal("2", lines[1]);
-        Assert.StartsWith("Exports a Llama model (HuggingFace safetensors or PyTorch, Meta, a llama2.c checkpoint, or GGUF)", lines[2]);
+        Assert.StartsWith("Exports a Llama or Qwen3 model (HuggingFace safetensors or PyTorch, Meta, a llama2.c checkpoint, or GGUF)", lines[2]);
         Assert.Equal(File.ReadAllBytes(TestPaths.Stories("golden", "v2-gs4.bin")), File.ReadAllBytes(output));
     }
 

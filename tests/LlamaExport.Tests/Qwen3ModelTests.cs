@@ -370,6 +370,26 @@ public sealed partial class Qwen3ModelTests : IClassFixture<Qwen3ModelTests.Runq
     }
 
     [Fact]
+    public void Get_Q8Stats_measures_a_Qwen3_as_qwen3c_s_export_quantizes_it()
+    {
+        // qwen3.c's export.py printed, for qwen3-tiny: 15 tensors quantized, "max quantization group error across all
+        // weights: 0.00633609" (tools/make-qwen3c-model-goldens.py's run).
+        using var ps = new HostedPowerShell();
+        var (stats, p1) = ps.Run("Get-Q8Stats -ModelPath $m", new Dictionary<string, object?> { ["m"] = Tiny() });
+        Assert.False(p1.HadErrors, string.Join("; ", p1.Streams.Error));
+        Assert.Equal(15, stats.Count);
+        double max = stats.Max(s => Convert.ToDouble(s.Properties["MaxError"].Value));
+        Assert.Equal(0.00633609, max, 8);
+
+        using var temp = new TempFolder();
+        var bin = ExportQwen3c(Tiny(), temp["q.bin"], tokenizer: false);
+        var (_, p2) = ps.Run("Get-Q8Stats -Path $b", new Dictionary<string, object?> { ["b"] = bin });
+        var error = Assert.Single(p2.Streams.Error);
+        Assert.StartsWith("Q8StatsFailed,", error.FullyQualifiedErrorId, StringComparison.Ordinal);
+        Assert.Contains("-ModelPath", error.ErrorDetails.RecommendedAction, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_llama2c_target_refuses_Qwen3_naming_the_targets_that_run_it()
     {
         using var temp = new TempFolder();
@@ -402,6 +422,17 @@ public sealed partial class Qwen3ModelTests : IClassFixture<Qwen3ModelTests.Runq
         var e = Assert.Throws<LlamaExportException>(() => ModelSourceLoader.Open(folder).Dispose());
         Assert.True(e.ErrorId is ErrorIds.UnsupportedArchitecture or ErrorIds.UnsupportedRopeScaling, e.ErrorId);
         Assert.Contains(named, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_Qwen3_GGUF_with_attention_biases_is_refused_rather_than_run_without_them()
+    {
+        using var temp = new TempFolder();
+        var bias = new LlamaExport.Testing.GgufTensorSpec("blk.0.attn_q.bias", 0, [128], new byte[128 * 4]);
+        LlamaExport.Testing.GgufConverter.Write(Tiny(), temp["biased.gguf"], q8: false, extraTensors: [bias]);
+        var e = Assert.Throws<LlamaExportException>(() => ModelSourceLoader.Open(temp["biased.gguf"]).Dispose());
+        Assert.Equal(ErrorIds.UnsupportedArchitecture, e.ErrorId);
+        Assert.Contains("blk.0.attn_q.bias", e.Message, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -34,15 +34,17 @@ public static class Qwen3cModelFile
     /// the inputs of wo (n_heads × head_dim) and w2 (hidden_dim) in these groups and drops a shorter tail, so the halving
     /// goes on until those divide too; for every released Qwen3 the result is export.py's (all are multiples of 64).
     /// </summary>
-    public static (int GroupSize, string? Backoff) GroupSize(LlamaModelConfig c)
+    /// <param name="requested">export.py's 64; Get-Q8Stats -GroupSize asks for another to compare.</param>
+    public static (int GroupSize, string? Backoff) GroupSize(LlamaModelConfig c, int requested = DefaultGroupSize)
     {
-        int size = DefaultGroupSize;
+        if (requested < 1) throw new ArgumentOutOfRangeException(nameof(requested), $"The group size must be positive, not {requested}.");
+        int size = requested;
         while (size > 1 && c.Dim % size != 0) size /= 2;
         int exporters = size;
         while (size > 1 && (c.HiddenDim % size != 0 || c.QDim % size != 0)) size /= 2;
-        if (size == DefaultGroupSize) return (size, null);
+        if (size == requested) return (size, null);
         return (size, size == exporters
-            ? $"Group size {DefaultGroupSize} does not divide dim {c.Dim}; using {size}, as qwen3.c's export.py backs off."
+            ? $"Group size {requested} does not divide dim {c.Dim}; using {size}, as qwen3.c's export.py backs off."
             : $"Group size {exporters}, which qwen3.c's export.py would use, does not divide hidden_dim {c.HiddenDim} or n_heads × head_dim {c.QDim}, whose rows runq.c would cut short; using {size}, so the file differs from export.py's and runq.c computes it right.");
     }
 
@@ -117,11 +119,12 @@ public static class Qwen3cModelFile
     }
 
     /// <summary>The export plan: header and sections, every tensor checked before a byte is written.</summary>
-    public static ExportPlan Plan(ModelSource source, IComputeBackend? backend = null, CancellationToken cancellationToken = default)
+    /// <param name="requestedGroupSize">export.py's 64 unless Get-Q8Stats asks for another; the back-off applies to it.</param>
+    public static ExportPlan Plan(ModelSource source, IComputeBackend? backend = null, CancellationToken cancellationToken = default, int requestedGroupSize = DefaultGroupSize)
     {
         var c = source.Config;
         RefuseUnrunnable(c, source.ModelPath);
-        var (groupSize, backoff) = GroupSize(c);
+        var (groupSize, backoff) = GroupSize(c, requestedGroupSize);
         var (shared, sharedReason) = source.SharedClassifier(backend, cancellationToken);
         var sections = Layout(c, shared, groupSize).Select(entry => new ExportSection
         {
@@ -141,7 +144,7 @@ public static class Qwen3cModelFile
             Target = OutputTarget.Qwen3c,
             Title = $"qwen3.c version {FormatVersion}, Q8_0 group size {groupSize}",
             Version = FormatVersion,
-            RequestedGroupSize = DefaultGroupSize,
+            RequestedGroupSize = requestedGroupSize,
             GroupSize = groupSize,
             GroupSizeBackoffReason = backoff,
             RuntimeWarnings = RuntimeWarnings(c),

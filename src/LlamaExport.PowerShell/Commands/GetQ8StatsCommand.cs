@@ -118,7 +118,10 @@ public sealed class GetQ8StatsCommand : PSCmdlet
     {
         using var source = ModelSourceLoader.Open(modelPath);
         foreach (var warning in source.Warnings) WriteWarning($"{source.Name}: {warning}");
-        var plan = ExportPlanner.Create(source, 2, RequestedGroupSize, cancellationToken: PipelineStopToken);
+        // A Qwen3 is measured as qwen3.c's export quantizes it (the same Q8_0 arithmetic, its layout and group size).
+        var plan = source.Config.Family == Core.Model.ModelFamily.Qwen3
+            ? Core.Qwen3c.Qwen3cModelFile.Plan(source, cancellationToken: PipelineStopToken, requestedGroupSize: RequestedGroupSize ?? Core.Qwen3c.Qwen3cModelFile.DefaultGroupSize)
+            : ExportPlanner.Create(source, 2, RequestedGroupSize, cancellationToken: PipelineStopToken);
         if (plan.GroupSizeBackoffReason is not null) WriteWarning($"{source.Name}: {plan.GroupSizeBackoffReason}");
         if (plan.Q8RequantizeWarning is { } requantized) WriteWarning($"{source.Name}: {requantized}");
         if (plan.Q8CopyNote is { } copied) WriteVerbose($"{source.Name}: {copied}");
@@ -128,6 +131,10 @@ public sealed class GetQ8StatsCommand : PSCmdlet
 
     private void ReportFile(string filePath, string? modelPath)
     {
+        if (Core.Qwen3c.Qwen3cFile.HasMagic(filePath))
+            throw new LlamaExportException(ErrorIds.Q8StatsFailed, FailureKind.NotSupported,
+                $"'{filePath}' is a qwen3.c file; Get-Q8Stats reads llama2.c version 2 files.", filePath,
+                "Run Get-Q8Stats -ModelPath <the Qwen3 source> (it measures what qwen3.c's export does to each tensor: the same quantizer and group size), and Test-LlamaExport for the file itself.");
         using var file = Llama2cFile.Open(filePath);
         int tensors = file.Layout.Count(e => e.Encoding == SectionEncoding.Q8_0);
         long parameters = file.Layout.Sum(e => e.Elements);
