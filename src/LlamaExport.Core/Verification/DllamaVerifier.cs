@@ -17,16 +17,7 @@ public static class DllamaVerifier
     public static ExportVerdict Verify(string path, string? modelPath, VerifyOptions options, CancellationToken cancellationToken)
     {
         var checks = new List<ExportCheck>();
-        DllamaFile file;
-        try
-        {
-            file = DllamaFile.Open(path);
-        }
-        catch (LlamaExportException e)
-        {
-            checks.Add(new ExportCheck("Header", false, e.Message));
-            return new ExportVerdict { Path = path, ModelPath = modelPath, Checks = checks, ReadableBy = "none", Target = Export.OutputTarget.DistributedLlama };
-        }
+        if (ExportVerifier.Open(path, modelPath, Export.OutputTarget.DistributedLlama, p => DllamaFile.Open(p), out var refused) is not { } file) return refused!;
 
         ForwardAgreement? agreement = null;
         using (file)

@@ -40,6 +40,24 @@ public static class ExportVerifier
     public static ExportVerdict Verify(string path, string? modelPath, VerifyOptions? options = null, CancellationToken cancellationToken = default) =>
         Verifiers.First(v => v.Reads(path)).Verify(path, modelPath, options ?? new VerifyOptions(), cancellationToken);
 
+    /// <summary>
+    /// Opens a file with its target's reader; a file the reader refuses becomes a verdict with one failed Header check
+    /// (its message) and no runtime that can read it, returned in <paramref name="refused"/>.
+    /// </summary>
+    internal static T? Open<T>(string path, string? modelPath, Export.OutputTarget target, Func<string, T> open, out ExportVerdict? refused) where T : class
+    {
+        try
+        {
+            refused = null;
+            return open(path);
+        }
+        catch (Errors.LlamaExportException e)
+        {
+            refused = new ExportVerdict { Path = path, ModelPath = modelPath, Checks = [new ExportCheck("Header", false, e.Message)], ReadableBy = "none", Target = target };
+            return null;
+        }
+    }
+
     /// <summary>Every header field against the source; whether the shapes agree (seq_len may differ and the tensors still be compared).</summary>
     internal static (ExportCheck Check, bool ShapesAgree) HeaderMatchesSource(LlamaModelConfig f, LlamaModelConfig s)
     {

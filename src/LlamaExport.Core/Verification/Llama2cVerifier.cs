@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using LlamaExport.Core.Errors;
 using LlamaExport.Core.Export;
 using LlamaExport.Core.Inference;
 using LlamaExport.Core.Kernels;
@@ -21,16 +20,7 @@ public static class Llama2cVerifier
     public static ExportVerdict Verify(string path, string? modelPath, VerifyOptions options, CancellationToken cancellationToken)
     {
         var checks = new List<ExportCheck>();
-        Llama2cFile file;
-        try
-        {
-            file = Llama2cFile.Open(path);
-        }
-        catch (LlamaExportException e)
-        {
-            checks.Add(new ExportCheck("Header", false, e.Message));
-            return new ExportVerdict { Path = path, ModelPath = modelPath, Checks = checks };
-        }
+        if (ExportVerifier.Open(path, modelPath, Export.OutputTarget.Llama2c, Llama2cFile.Open, out var refused) is not { } file) return refused!;
 
         ForwardAgreement? agreement = null;
         using (file)

@@ -1,4 +1,3 @@
-using LlamaExport.Core.Errors;
 using LlamaExport.Core.Inference;
 using LlamaExport.Core.Loading;
 using LlamaExport.Core.Model;
@@ -17,16 +16,7 @@ public static class Qwen3cVerifier
     public static ExportVerdict Verify(string path, string? modelPath, VerifyOptions options, CancellationToken cancellationToken)
     {
         var checks = new List<ExportCheck>();
-        Qwen3cFile file;
-        try
-        {
-            file = Qwen3cFile.Open(path);
-        }
-        catch (LlamaExportException e)
-        {
-            checks.Add(new ExportCheck("Header", false, e.Message));
-            return new ExportVerdict { Path = path, ModelPath = modelPath, Checks = checks, ReadableBy = "none", Target = Export.OutputTarget.Qwen3c };
-        }
+        if (ExportVerifier.Open(path, modelPath, Export.OutputTarget.Qwen3c, Qwen3cFile.Open, out var refused) is not { } file) return refused!;
 
         ForwardAgreement? agreement = null;
         string? caution = null;
