@@ -301,6 +301,45 @@ public sealed partial class Qwen3ModelTests : IClassFixture<Qwen3ModelTests.Runq
     }
 
     [Fact]
+    public void Mutated_qwen3c_headers_are_refused_or_run_never_crash()
+    {
+        // Each of the ten header fields set to a value from a hostile list, one or two at a time: Open refuses with
+        // Qwen3cFileInvalid, or the file is consistent and one token runs through both engines' readers.
+        using var temp = new TempFolder();
+        var good = File.ReadAllBytes(ExportQwen3c(Tiny(), temp["q.bin"], tokenizer: false));
+        int[] hostile = [0, 1, -1, 2, 3, 16, 31, 32, 33, 48, 64, 128, 256, 512, int.MaxValue, int.MinValue, 1 << 20, 40960];
+        var random = new Random(20261203);
+        int ran = 0, refused = 0;
+        for (int i = 0; i < 300; i++)
+        {
+            var bytes = (byte[])good.Clone();
+            for (int m = 0; m < 1 + i % 2; m++)
+                System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(8 + 4 * random.Next(10)), hostile[random.Next(hostile.Length)]);
+            var path = temp[$"m{i}.bin"];
+            File.WriteAllBytes(path, bytes);
+            try
+            {
+                using var file = Qwen3cFile.Open(path);
+                using var mapped = new MappedModel(file);
+                using var engine = new FastForward(mapped, 2, quantizedActivations: true, memoryBudget: 1L << 30);
+                engine.Forward(0, 0);
+                new LlamaForward(file, 2, quantizedActivations: true).Forward([0], 0);
+                ran++;
+            }
+            catch (LlamaExportException e)
+            {
+                Assert.True(e.ErrorId is ErrorIds.Qwen3cFileInvalid or ErrorIds.InsufficientMemory or ErrorIds.Llama2cFileInvalid, $"{e.ErrorId}: {e.Message}");
+                refused++;
+            }
+
+            File.Delete(path);
+        }
+
+        // Both kinds happened: mutations that keep the layout (seq_len, say) run; the others are refused.
+        Assert.True(ran > 0 && refused > 0, $"ran {ran}, refused {refused}");
+    }
+
+    [Fact]
     public void A_crafted_qwen3c_header_is_refused_without_building_its_layout()
     {
         using var temp = new TempFolder();
@@ -422,6 +461,19 @@ public sealed partial class Qwen3ModelTests : IClassFixture<Qwen3ModelTests.Runq
         var e = Assert.Throws<LlamaExportException>(() => ModelSourceLoader.Open(folder).Dispose());
         Assert.True(e.ErrorId is ErrorIds.UnsupportedArchitecture or ErrorIds.UnsupportedRopeScaling, e.ErrorId);
         Assert.Contains(named, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_head_dim_that_overflows_the_q_width_is_refused_as_an_invalid_config()
+    {
+        using var temp = new TempFolder();
+        var folder = temp["model"];
+        Directory.CreateDirectory(folder);
+        File.Copy(Path.Combine(Tiny(), "model.safetensors"), Path.Combine(folder, "model.safetensors"));
+        File.WriteAllText(Path.Combine(folder, "config.json"), File.ReadAllText(Path.Combine(Tiny(), "config.json")).Replace("\"head_dim\": 32", "\"head_dim\": 1073741824", StringComparison.Ordinal));
+        var e = Assert.Throws<LlamaExportException>(() => ModelSourceLoader.Open(folder).Dispose());
+        Assert.Equal(ErrorIds.ConfigInvalid, e.ErrorId);
+        Assert.Contains("head_dim 1073741824", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -174,6 +174,7 @@ public static class GgufConfig
         }
 
         int headSize = headDim ?? dim / heads;
+        if ((long)heads * headSize > int.MaxValue) throw Invalid(path, $"{a}.attention.head_count {heads} × head size {headSize} is larger than any model's", "Re-convert the model.");
         if (headSize % 2 != 0) throw Invalid(path, $"the head size {headSize} is odd, so rotary embeddings cannot pair its dimensions", "Re-convert the model.");
         foreach (var key in new[] { $"{a}.rope.dimension_count", $"{a}.attention.key_length", $"{a}.attention.value_length" })
         {

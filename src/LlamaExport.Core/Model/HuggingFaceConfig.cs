@@ -93,6 +93,8 @@ public static class HuggingFaceConfig
                 throw Invalid(path, $"num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
             if (config.HeadSize % 2 != 0)
                 throw Invalid(path, $"the head size {config.HeadSize} is odd, so rotary embeddings cannot pair its dimensions");
+            if ((long)heads * config.HeadSize > int.MaxValue)
+                throw Invalid(path, $"num_attention_heads {heads} × head_dim {config.HeadSize} is larger than any model's");
 
             if (family == ModelFamily.Llama && headDim is int hd && hd != config.HeadSize)
                 throw new LlamaExportException(ErrorIds.UnsupportedHeadDim, FailureKind.NotSupported,
